@@ -1,0 +1,130 @@
+"""The schema of params.yaml, validated strictly so that a typo or a wrong type fails loudly.
+
+Every key is required and has no default here: params.yaml is the one place where values live,
+so DVC's view of what a stage reads is the whole truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from auxcut import AuxcutError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SplitParams(_Strict):
+    train: float = Field(gt=0, lt=1)
+    val: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitParams":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {total:g}")
+        return self
+
+
+class DataParams(_Strict):
+    source: Literal["digits", "utkface", "imagefolder"]
+    path: str
+    classes: Literal["age_race", "age_race_gender"]
+    groups_csv: str
+    image_size: int = Field(ge=4, le=1024)
+    split: SplitParams
+
+
+class TrainParams(_Strict):
+    width: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(ge=1)
+
+
+class MaxcutParams(_Strict):
+    hyperplanes: int = Field(ge=1000)
+    exact_max_n: int = Field(ge=0, le=24)
+
+
+class HeadParams(_Strict):
+    type: Literal["logistic", "naive_bayes"]
+    C: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+
+
+class FairnessParams(_Strict):
+    bootstrap: int = Field(ge=10)
+    ci: float = Field(gt=0, lt=1)
+
+
+class TrackingParams(_Strict):
+    experiment: str = Field(min_length=1)
+
+
+class Params(_Strict):
+    seed: int
+    data: DataParams
+    base: TrainParams
+    aux: TrainParams
+    maxcut: MaxcutParams
+    head: HeadParams
+    fairness: FairnessParams
+    tracking: TrackingParams
+
+
+def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
+    """YAML reads `1e-3` as a string and `1` as an int; accept ints where a float is expected."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for name, field in schema.model_fields.items():
+        if name not in out:
+            continue
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[name] = _coerce_floats(out[name], ann)
+        elif ann is float:
+            value = out[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[name] = float(value)
+            elif isinstance(value, str):
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass  # left as is: validation names the key and the bad value
+    return out
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; any problem becomes one AuxcutError line naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AuxcutError(f"{path}: file not found (expected the pipeline's params file)") from None
+    except yaml.YAMLError as exc:
+        raise AuxcutError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise AuxcutError(f"{path}: expected a mapping of params at the top level")
+    try:
+        return Params.model_validate(_coerce_floats(raw, Params))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key}: unknown param")
+            elif err["type"] == "missing":
+                problems.append(f"{key}: missing")
+            else:
+                problems.append(f"{key}: {err['msg'].lower()} (got {err.get('input')!r})")
+        raise AuxcutError(f"{path}: " + "; ".join(problems)) from None

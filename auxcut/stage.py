@@ -1,0 +1,68 @@
+"""What every stage script shares: validated params, one-line errors, metrics files, tracking."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from auxcut import AuxcutError
+import pandas as pd
+
+from auxcut.io import save_figure, write_csv, write_json
+from auxcut.params import Params, load_params
+from auxcut.tracking import Tracker, project_root
+
+
+class Stage:
+    def __init__(self, name: str, params: Params, tracker: Tracker) -> None:
+        self.name, self.params, self.tracker = name, params, tracker
+        self.started = time.perf_counter()
+
+    def data_path(self, value: str) -> Path | None:
+        """A data path param: absolute, or relative to the user's repository (also from DVC temp copies)."""
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else project_root() / path
+
+    def log_params(self, **sections: Any) -> None:
+        self.tracker.log_params({k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in sections.items()})
+
+    def log_history(self, rows: list[dict[str, float]], path: Path) -> None:
+        """Per-epoch training curves: a CSV for `dvc plots` and metric history in MLflow."""
+        write_csv(path, pd.DataFrame(rows))
+        for row in rows:
+            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+
+    def save_plot(self, path: Path, figure: Any) -> None:
+        save_figure(path, figure)
+        self.tracker.log_artifact(path, "plots")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path:
+        """metrics/<stage>.json (with the stage's wall time), also logged to MLflow."""
+        metrics = {**metrics, "seconds": round(time.perf_counter() - self.started, 3)}
+        path = Path("metrics") / f"{self.name}.json"
+        write_json(path, metrics)
+        self.tracker.log_metrics(metrics)
+        self.tracker.log_artifact(path, "metrics")
+        return path
+
+
+def run_stage(name: str, body: Callable[[Stage], None]) -> None:
+    """Run a stage body; a user-facing problem exits 2 with one line naming what and where."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        params = load_params("params.yaml")
+        tracker = Tracker(name)
+        with tracker.run(Path.cwd(), params.data.source, params.tracking.experiment):
+            body(Stage(name, params, tracker))
+    except AuxcutError as exc:
+        print(f"auxcut {name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"auxcut {name}: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,54 @@
+"""`python -m auxcut.summary`: the pipeline's headline numbers as a short table (after `dvc repro`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from auxcut.io import read_json
+
+
+def _fmt(value: float, ci: list[float] | None = None, signed: bool = False) -> str:
+    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    return f"{text} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed and ci else f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
+
+
+def summary_table(metrics_dir: Path = Path("metrics")) -> str:
+    fair = read_json(metrics_dir / "fairness.json")
+    cut = read_json(metrics_dir / "maxcut.json")
+    aux = read_json(metrics_dir / "train_aux.json")
+    pct = int(fair["ci"] * 100)
+    lines = [f"auxcut results on the test split ({fair['test_rows']} images, {pct}% bootstrap intervals, head: {fair['head']})", ""]
+    attributes = list(fair["predictors"]["base"]["groups"])
+    header = f"{'predictor':<10} {'accuracy':<24}" + "".join(f" {'worst ' + a:<34}" for a in attributes)
+    lines += [header, "-" * len(header)]
+    for name, label in (("base", "base"), ("control", "control"), ("stacked", "stacked")):
+        r = fair["predictors"][name]
+        row = f"{label:<10} {_fmt(r['accuracy'], r['accuracy_ci']):<24}"
+        for a in attributes:
+            g = r["groups"][a]
+            row += f" {_fmt(g['worst_group_accuracy'], g['worst_group_accuracy_ci']) + ' (' + g['worst_group'] + ')':<34}"
+        lines.append(row)
+    lines.append("")
+    for key, label in (("control_minus_base", "recalibration gain (control - base)"),
+                       ("stacked_minus_control", "aux gain (stacked - control)")):
+        d = fair["differences"][key]["accuracy"]
+        lines.append(f"{label:<38} {_fmt(d['value'], d['ci'], signed=True)}")
+    exact = "" if cut["exact"] is None else f", exact optimum {cut['exact']:g} ({'reached' if cut['exact_reached'] else 'missed'})"
+    lines.append(f"{'max-cut':<38} cut {cut['cut']:g} / SDP bound {cut['sdp_bound']:.4g} = {cut['cut_over_bound']:.3f}{exact}")
+    lines.append(f"{'aux model':<38} {aux['base_over_aux_parameters']:.1f}x fewer parameters than the base; "
+                 f"test accuracy {aux['accuracy']['test']:.3f} vs majority rate {aux['majority_rate']['test']:.3f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    try:
+        print(summary_table())
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename} not found (run `dvc repro` first)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Training and prediction for the CNNs: seeded, early-stopped on val, CUDA with mixed precision when present."""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from tqdm import tqdm
+
+from auxcut import AuxcutError
+from auxcut.io import atomic_path
+from auxcut.models import ConvNet, build
+
+Task = Literal["multiclass", "binary"]
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        # Bit-identical reruns on CPU; on GPU we keep the fast non-deterministic kernels.
+        torch.use_deterministic_algorithms(True)
+
+
+class ImageBatches(torch.utils.data.Dataset):
+    """uint8 images (possibly memory-mapped) served a whole batch at a time, normalised on the fly."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, index: np.ndarray,
+                 mean: np.ndarray, std: np.ndarray) -> None:
+        self.images, self.targets, self.index = images, targets, index
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.sort(self.index[positions])  # sorted reads are sequential on a memory map
+        x = torch.from_numpy(np.ascontiguousarray(self.images[rows])).float().div_(255.0)
+        return (x - self.mean) / self.std, torch.from_numpy(self.targets[rows])
+
+
+def channel_stats(images: np.ndarray, index: np.ndarray, max_samples: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the training images (on a seeded subsample for large sets)."""
+    rows = np.sort(np.random.default_rng(0).choice(index, size=min(len(index), max_samples), replace=False))
+    x = np.asarray(images[rows], dtype=np.float64) / 255.0
+    return x.mean(axis=(0, 2, 3)), np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
+
+
+def _loader(data: ImageBatches, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(data)
+    return DataLoader(data, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+
+
+def _loss_fn(task: Task) -> nn.Module:
+    return nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor, task: Task) -> int:
+    pred = logits.argmax(1) if task == "multiclass" else (logits.squeeze(1) > 0).long()
+    return int((pred == y.long()).sum())
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@dataclass
+class FitResult:
+    model: ConvNet
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict[str, float]:
+        return self.history[self.best_epoch - 1]
+
+
+def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
+        task: Task, mean: np.ndarray, std: np.ndarray, epochs: int, batch_size: int, lr: float,
+        weight_decay: float, patience: int, seed: int, device: torch.device, desc: str) -> FitResult:
+    """AdamW with cosine decay; keeps the weights of the epoch with the lowest val loss and stops
+    after `patience` epochs without improvement."""
+    seed_everything(seed, device)
+    model = model.to(device)
+    dtype = np.int64 if task == "multiclass" else np.float32
+    targets = targets.astype(dtype)
+    train = _loader(ImageBatches(images, targets, train_idx, mean, std), batch_size, True, seed)
+    val = _loader(ImageBatches(images, targets, val_idx, mean, std), batch_size, False, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    loss_fn = _loss_fn(task)
+    best_loss, best_state, best_epoch, history = float("inf"), None, 0, []
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", mininterval=1.0)
+    for epoch in bar:
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        for x, y in train:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with _autocast(device):
+                logits = model(x)
+                loss = loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += _correct(logits, y, task)
+            total += len(y)
+        scheduler.step()
+        val_loss, val_acc = evaluate(model, val, task, device)
+        row = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
+               "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0]}
+        history.append(row)
+        if not np.isfinite(row["train_loss"]):
+            raise AuxcutError(f"{desc}: training diverged (loss {row['train_loss']}) at epoch {epoch}; lower the lr param")
+        if val_loss < best_loss:
+            best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                        val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}", best=best_epoch)
+        if epoch - best_epoch >= patience:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    return FitResult(model=model, best_epoch=best_epoch, history=history)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> tuple[float, float]:
+    model.eval()
+    loss_fn = _loss_fn(task)
+    total, correct, loss_sum = 0, 0, 0.0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        with _autocast(device):
+            logits = model(x).float()
+        loss_sum += float(loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)) * len(y)
+        correct += _correct(logits, y, task)
+        total += len(y)
+    return loss_sum / total, correct / total
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: np.ndarray, *,
+                  task: Task, batch_size: int, device: torch.device) -> np.ndarray:
+    """Probabilities for every image: (N, K) softmax for multiclass, (N,) sigmoid for binary."""
+    model = model.to(device).eval()
+    index = np.arange(len(images))
+    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), index, mean, std)
+    out = []
+    for x, _ in _loader(data, batch_size, False, 0):
+        with _autocast(device):
+            logits = model(x.to(device)).float()
+        out.append((logits.softmax(1) if task == "multiclass" else logits.squeeze(1).sigmoid()).cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def save_checkpoint(path: Path, model: ConvNet, **extra: Any) -> None:
+    state = {"arch": model.arch, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> tuple[ConvNet, dict[str, Any]]:
+    if not path.is_file():
+        raise AuxcutError(f"{path}: model checkpoint not found (run the stage that trains it first)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = build(state["arch"])
+    model.load_state_dict(state["state_dict"])
+    return model, state

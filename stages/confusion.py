@@ -1,0 +1,45 @@
+"""confusion: the base model's confusion matrix on val, the graph the max-cut will split."""
+
+import sys
+from pathlib import Path
+
+# Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from auxcut import AuxcutError, confusion, data, paths  # noqa: E402
+from auxcut.io import write_csv  # noqa: E402
+from auxcut.stage import Stage, run_stage  # noqa: E402
+
+
+def main(stage: Stage) -> None:
+    ds = data.load(paths.PREPARED)
+    probs = np.load(paths.BASE_PROBS)
+    val = ds.indices("val")
+    labels = ds.samples["label"].to_numpy()
+    present = np.bincount(labels[val], minlength=len(ds.classes))
+    if (present == 0).any():
+        missing = [ds.classes[k] for k in np.flatnonzero(present == 0)]
+        raise AuxcutError(f"{paths.PREPARED}: class(es) {missing} have no validation samples; the confusion graph needs them")
+    counts = confusion.confusion_counts(labels[val], probs[val])
+    write_csv(paths.CONFUSION, pd.DataFrame(counts, index=ds.classes, columns=ds.classes).rename_axis("true").reset_index())
+    weights = confusion.confusion_weights(counts)
+    upper = np.triu(weights, 1)
+    order = np.argsort(upper, axis=None)[::-1][:5]
+    pairs = [{"classes": [ds.classes[i], ds.classes[j]], "weight": float(upper[i, j])}
+             for i, j in zip(*np.unravel_index(order, upper.shape)) if upper[i, j] > 0]
+    stage.save_plot(paths.PLOTS / "confusion" / "base_val.png",
+                    confusion.plot_confusion(counts, ds.classes, "base model, validation split"))
+    stage.write_metrics({
+        "val_accuracy": float(np.trace(counts) / counts.sum()),
+        "val_samples": int(counts.sum()),
+        "confused_pairs": int(np.count_nonzero(upper)),
+        "off_diagonal_weight": float(upper.sum()),
+        "most_confused": pairs,
+    })
+
+
+if __name__ == "__main__":
+    run_stage("confusion", main)

@@ -1,0 +1,29 @@
+"""stack: the new data set, base class probabilities + aux probability -> original class."""
+
+import sys
+from pathlib import Path
+
+# Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from auxcut import data, paths, stacking  # noqa: E402
+from auxcut.io import write_csv  # noqa: E402
+from auxcut.stage import Stage, run_stage  # noqa: E402
+
+
+def main(stage: Stage) -> None:
+    ds = data.load(paths.PREPARED)
+    frame = stacking.stack(np.load(paths.BASE_PROBS), np.load(paths.AUX_PROBS), ds.samples)
+    write_csv(paths.STACKED, frame)
+    base = stacking.features(frame, with_aux=False)
+    stage.write_metrics({
+        "rows": {s: int((frame["split"] == s).sum()) for s in data.SPLITS},
+        "features": int(stacking.features(frame, with_aux=True).shape[1]),
+        "max_probability_sum_error": float(np.abs(base.sum(1) - 1).max()),
+    })
+
+
+if __name__ == "__main__":
+    run_stage("stack", main)

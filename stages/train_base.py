@@ -1,0 +1,46 @@
+"""train_base: train the base CNN classifier on train (early-stopped on val); predict every image."""
+
+import sys
+from pathlib import Path
+
+# Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from auxcut import data, paths, training  # noqa: E402
+from auxcut.io import save_npy  # noqa: E402
+from auxcut.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.stage import Stage, run_stage  # noqa: E402
+
+
+def main(stage: Stage) -> None:
+    p, cfg = stage.params, stage.params.base
+    stage.log_params(seed=p.seed, base=cfg)
+    ds = data.load(paths.PREPARED)
+    labels = ds.samples["label"].to_numpy()
+    train_idx, val_idx = ds.indices("train"), ds.indices("val")
+    device = training.pick_device()
+    mean, std = training.channel_stats(ds.images, train_idx)
+    training.seed_everything(p.seed, training.pick_device())  # weight init is random too
+    model = ConvNet(tuple(ds.images.shape[1:]), len(ds.classes), cfg.width)
+    result = training.fit(model, ds.images, labels, train_idx, val_idx, task="multiclass", mean=mean, std=std,
+                          epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                          patience=cfg.patience, seed=p.seed, device=device, desc="train_base")
+    probs = training.predict_proba(result.model, ds.images, mean, std, task="multiclass",
+                                   batch_size=cfg.batch_size, device=device)
+    training.save_checkpoint(paths.BASE_MODEL, result.model, mean=mean.tolist(), std=std.tolist(), classes=ds.classes)
+    save_npy(paths.BASE_PROBS, probs)
+    stage.log_history(result.history, paths.PLOTS / "train_base" / "history.csv")
+    stage.tracker.log_artifact(paths.BASE_MODEL, "model")
+    correct = probs.argmax(1) == labels
+    stage.write_metrics({
+        "parameters": count_parameters(result.model),
+        "device": device.type,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best["val_loss"],
+        "accuracy": {split: float(correct[ds.indices(split)].mean()) for split in data.SPLITS},
+    })
+
+
+if __name__ == "__main__":
+    run_stage("train_base", main)
