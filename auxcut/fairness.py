@@ -9,7 +9,6 @@ per resample, about 15 ms each, which made this stage take minutes).
 
 from __future__ import annotations
 
-from functools import partial
 
 import numpy as np
 import pandas as pd

@@ -7,6 +7,7 @@ carries on producing its DVC outputs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -114,6 +115,9 @@ class Tracker:
         try:
             import mlflow
             from mlflow import MlflowClient
+
+            for name in ("mlflow", "alembic"):  # their INFO lines (schema migrations) drown the stage's output
+                logging.getLogger(name).setLevel(logging.WARNING)
 
             root = project_root(cwd)
             mlflow.set_tracking_uri(tracking_uri(root))

@@ -1,7 +1,7 @@
 """UTKFace file names and the class schemes built from them.
 
-Names look like `age_gender_race_datetime.jpg.chip.jpg`; a few in the official archive are
-malformed (the race field or a dot is missing) and are skipped and counted, never guessed.
+Names look like `age_gender_race_datetime.jpg.chip.jpg`; four in the official archive are
+malformed (three lack the race field, one a dot) and are skipped and counted, never guessed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ AGE_BUCKETS = ("0-25", "26-45", "46+")
 
 ClassScheme = Literal["age_race", "age_race_gender"]
 
-_NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>\d+)_(?P<race>\d+)_(?P<stamp>\d+)\.jpg\.chip\.jpg$")
+# One file in the official archive has a stray space before ".jpg"; its fields are intact, so it is kept.
+_NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>\d+)_(?P<race>\d+)_(?P<stamp>\d+) ?\.jpg\.chip\.jpg$")
 
 
 @dataclass(frozen=True)

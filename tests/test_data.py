@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from auxcut import AuxcutError, data, sources, utkface
+from conftest import UTKFACE_ARCHIVE
+
+SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def test_digits_prepare_is_stratified_and_seeded():
+    ds = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    assert ds.images.shape == (1797, 1, 8, 8) and ds.images.dtype == np.uint8
+    assert ds.images.max() == 255
+    counts = ds.samples["split"].value_counts()
+    assert abs(counts["train"] - 0.6 * 1797) <= 2 and abs(counts["test"] - 0.2 * 1797) <= 2
+    shares = pd.crosstab(ds.samples["label"], ds.samples["split"], normalize="index")
+    assert (shares["val"] - 0.2).abs().max() < 0.03  # every class in about the same proportion
+    again = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    other = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=1)
+    assert (again.samples["split"] == ds.samples["split"]).all()
+    assert (other.samples["split"] != ds.samples["split"]).any()
+    assert ds.group_columns == ["group_digit"]
+
+
+def test_digits_resize():
+    ds = sources.prepare("digits", None, "age_race", None, 16, SPLIT, seed=0)
+    assert ds.images.shape[1:] == (1, 16, 16)
+
+
+def test_save_load_roundtrip(tmp_path):
+    ds = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    data.save(ds, tmp_path / "prepared")
+    back = data.load(tmp_path / "prepared")
+    assert np.array_equal(np.asarray(back.images), ds.images)
+    assert back.classes == ds.classes
+    assert (back.samples["split"] == ds.samples["split"]).all()
+    assert list(back.indices("test")) == list(ds.indices("test"))
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["images.npy", "meta.json", "samples.csv"]
+
+
+def test_load_missing_says_run_prepare(tmp_path):
+    with pytest.raises(AuxcutError, match="run the prepare stage"):
+        data.load(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("26_1_2_20170116174525125.jpg.chip.jpg", utkface.FaceLabels(26, 1, 2)),
+        ("1_0_0_20161219140623097.jpg.chip.jpg", utkface.FaceLabels(1, 0, 0)),
+        ("116_1_4_20170120134921760.jpg.chip.jpg", utkface.FaceLabels(116, 1, 4)),
+        ("39_1_20170116174525125.jpg.chip.jpg", "missing field"),
+        ("55_0_0_20170116232725357jpg.chip.jpg", "bad format"),
+        ("24_0_1_20170116220224657 .jpg.chip.jpg", utkface.FaceLabels(24, 0, 1)),
+        ("30_0_7_20170116232725357.jpg.chip.jpg", "unknown race"),
+        ("30_3_1_20170116232725357.jpg.chip.jpg", "unknown gender"),
+    ],
+)
+def test_parse_name(name, expected):
+    assert utkface.parse_name(name) == expected
+
+
+def test_class_schemes_cover_all_combinations():
+    for scheme, n in (("age_race", 15), ("age_race_gender", 30)):
+        names = utkface.class_names(scheme)
+        assert len(names) == n == len(set(names))
+        seen = set()
+        for age in (10, 25, 26, 45, 46, 90):
+            for race in range(5):
+                for gender in range(2):
+                    labels = utkface.FaceLabels(age, gender, race)
+                    k = utkface.class_index(labels, scheme)
+                    name = names[k]
+                    assert name.startswith(utkface.AGE_BUCKETS[labels.age_bucket] + "/" + utkface.RACES[race])
+                    if scheme == "age_race_gender":
+                        assert name.endswith(utkface.GENDERS[gender])
+                    seen.add(k)
+        assert seen == set(range(n))
+    assert utkface.FaceLabels(25, 0, 0).age_bucket == 0 and utkface.FaceLabels(26, 0, 0).age_bucket == 1
+    assert utkface.FaceLabels(45, 0, 0).age_bucket == 1 and utkface.FaceLabels(46, 0, 0).age_bucket == 2
+
+
+def _jpeg(rng: np.random.Generator, size: int = 24) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def utkface_fixture(tmp_path) -> Path:
+    """Six generated faces per (age bucket, race, gender) in UTKFace's naming scheme, plus malformed names."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "UTKFace"
+    folder.mkdir()
+    for age in (20, 30, 60):
+        for race in range(5):
+            for gender in range(2):
+                for k in range(6):
+                    (folder / f"{age + k}_{gender}_{race}_2017011617452{k}{race}{gender}.jpg.chip.jpg").write_bytes(_jpeg(rng))
+    (folder / "39_1_20170116174525125.jpg.chip.jpg").write_bytes(_jpeg(rng))
+    (folder / "55_0_0_20170116232725357jpg.chip.jpg").write_bytes(_jpeg(rng))
+    return folder
+
+
+def test_utkface_directory_and_archive_agree(utkface_fixture, tmp_path):
+    archive = tmp_path / "UTKFace.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(utkface_fixture, arcname="UTKFace")
+    from_dir = sources.prepare("utkface", utkface_fixture, "age_race_gender", None, 16, SPLIT, seed=0)
+    from_tar = sources.prepare("utkface", archive, "age_race_gender", None, 16, SPLIT, seed=0)
+    assert from_dir.images.shape == (180, 3, 16, 16)
+    assert len(from_dir.classes) == 30
+    assert from_dir.skipped == {"malformed name: missing field": 1, "malformed name: bad format": 1}
+    order = from_tar.samples["source"].argsort().to_numpy()
+    assert np.array_equal(from_dir.images, from_tar.images[order])
+    assert set(from_dir.group_columns) == {"group_race", "group_gender", "group_age"}
+    assert from_dir.samples["group_race"].value_counts().to_dict() == {r: 36 for r in utkface.RACES}
+    summary = data.summary(from_dir)
+    assert summary["skipped"] == 2 and summary["per_gender"] == {"female": 90, "male": 90}
+
+
+def test_utkface_15_classes(utkface_fixture):
+    ds = sources.prepare("utkface", utkface_fixture, "age_race", None, 16, SPLIT, seed=0)
+    assert len(ds.classes) == 15
+    assert np.bincount(ds.samples["label"], minlength=15).tolist() == [12] * 15
+    row = ds.samples[ds.samples["source"].str.startswith("60_1_3_")].iloc[0]
+    assert row["class_name"] == "46+/Indian" and row["group_gender"] == "female"
+
+
+def test_missing_path_and_unreadable_image(tmp_path, utkface_fixture):
+    with pytest.raises(AuxcutError, match=r"data\.path: .*nowhere does not exist"):
+        sources.prepare("utkface", tmp_path / "nowhere", "age_race", None, 16, SPLIT, seed=0)
+    bad = utkface_fixture / "30_1_1_20170116174525999.jpg.chip.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(AuxcutError, match=r"30_1_1_20170116174525999\.jpg\.chip\.jpg: cannot read image"):
+        sources.prepare("utkface", utkface_fixture, "age_race", None, 16, SPLIT, seed=0)
+
+
+def test_no_faces_found(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AuxcutError, match="no UTKFace images"):
+        sources.prepare("utkface", tmp_path / "empty", "age_race", None, 16, SPLIT, seed=0)
+
+
+@pytest.fixture
+def imagefolder(tmp_path) -> Path:
+    rng = np.random.default_rng(1)
+    root = tmp_path / "folder"
+    for name in ("cat", "dog", "owl"):
+        (root / name).mkdir(parents=True)
+        for k in range(5):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / name / f"{k}.png")
+    return root
+
+
+def test_imagefolder_with_and_without_groups(imagefolder, tmp_path):
+    plain = sources.prepare("imagefolder", imagefolder, "age_race", None, 8, SPLIT, seed=0)
+    assert plain.classes == ["cat", "dog", "owl"] and plain.images.shape == (15, 3, 8, 8)
+    assert plain.group_columns == ["group_class"]
+    groups = tmp_path / "groups.csv"
+    rows = [{"path": f"{c}/{k}.png", "site": "A" if k % 2 else "B"} for c in plain.classes for k in range(5)]
+    pd.DataFrame(rows).to_csv(groups, index=False)
+    grouped = sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)
+    assert grouped.group_columns == ["group_site"]
+    assert grouped.samples.set_index("source").loc["dog/3.png", "group_site"] == "A"
+    pd.DataFrame(rows[1:]).to_csv(groups, index=False)
+    with pytest.raises(AuxcutError, match=r"data\.groups_csv: .*no row for 1 image"):
+        sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)
+
+
+def test_class_too_small_for_three_splits(imagefolder):
+    for k in range(3):
+        (imagefolder / "owl" / f"{k}.png").unlink()
+    with pytest.raises(AuxcutError, match="class 'owl' has 2 image"):
+        sources.prepare("imagefolder", imagefolder, "age_race", None, 8, SPLIT, seed=0)
+
+
+@pytest.mark.skipif(not UTKFACE_ARCHIVE.is_file(), reason="the shared UTKFace archive is not beside the repository")
+def test_real_utkface_names():
+    """Every name in the shared archive parses or is one of the four known malformed ones; counts match its README."""
+    races, genders, malformed = np.zeros(5, int), np.zeros(2, int), []
+    with tarfile.open(UTKFACE_ARCHIVE, "r:gz") as tar:
+        for member in tar:
+            if not member.isfile() or not member.name.endswith(".jpg"):
+                continue
+            labels = utkface.parse_name(Path(member.name).name)
+            if isinstance(labels, str):
+                malformed.append(Path(member.name).name)
+                continue
+            races[labels.race] += 1
+            genders[labels.gender] += 1
+    assert len(malformed) == 4
+    assert sorted(m[:8] for m in malformed) == ["39_1_201", "55_0_0_2", "61_1_201", "61_1_201"]
+    # The README counts the dot-less 55_0_0 (White, male) among its labels; we skip it as malformed.
+    assert races.tolist() == [10078 - 1, 4525, 3434, 3975, 1692]
+    assert genders.tolist() == [12390 - 1, 11314]
+
+
+def test_too_few_images_for_the_split(utkface_fixture):
+    with pytest.raises(AuxcutError, match=r"data\.split: 180 images in 30 classes cannot be split"):
+        sources.prepare("utkface", utkface_fixture, "age_race_gender", None, 16, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)

@@ -1,0 +1,82 @@
+"""dvc.yaml reads like the method, and says the truth about what each stage reads and writes."""
+
+from __future__ import annotations
+
+import ast
+
+import yaml
+
+from auxcut import paths
+from conftest import REPO
+
+METHOD = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+# Modules that carry no science (params, I/O, tracking, stage plumbing): not deps, so that changing how a
+# result is logged does not re-train models. Everything else a stage imports must be a declared dep.
+PLUMBING = {"auxcut", "auxcut.io", "auxcut.paths", "auxcut.stage", "auxcut.tracking", "auxcut.params"}
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def imported_modules(script) -> set[str]:
+    """auxcut modules the script imports, directly or through other auxcut modules."""
+    found: set[str] = set()
+    todo = [script]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("auxcut")):
+                continue
+            names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            for module in names:
+                file = REPO / f"{module.replace('.', '/')}.py"
+                if file.exists() and module not in found:
+                    found.add(module)
+                    todo.append(file)
+            found.add(node.module)
+    return found
+
+
+def test_exactly_the_nine_stages_in_method_order():
+    stages = dvc_stages()
+    assert list(stages) == METHOD
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"python stages/{name}.py"
+
+
+def test_each_stage_declares_its_script_modules_and_metrics():
+    for name, stage in dvc_stages().items():
+        script = REPO / "stages" / f"{name}.py"
+        deps = set(stage["deps"])
+        assert f"stages/{name}.py" in deps
+        for module in imported_modules(script) - PLUMBING:
+            assert f"{module.replace('.', '/')}.py" in deps, f"{name} imports {module} but does not declare it"
+        assert stage["metrics"] == [{f"metrics/{name}.json": {"cache": False}}]
+
+
+def test_declared_params_exist_and_are_read():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, stage in dvc_stages().items():
+        source = (REPO / "stages" / f"{name}.py").read_text()
+        for dotted in stage.get("params", []):
+            node = params
+            for key in dotted.split("."):
+                assert key in node, f"{name} declares unknown param {dotted}"
+                node = node[key]
+            assert f"p.{dotted}" in source or f"params.{dotted}" in source, f"{name} declares {dotted} but never reads it"
+
+
+def test_every_param_a_stage_reads_is_declared():
+    for name, stage in dvc_stages().items():
+        source = (REPO / "stages" / f"{name}.py").read_text()
+        declared = stage.get("params", [])
+        for section in ("seed", "data", "base", "aux", "maxcut", "head", "fairness"):
+            if f"p.{section}" in source or f"params.{section}" in source:
+                assert any(d == section or d.startswith(section + ".") for d in declared), f"{name} reads {section}"
+
+
+def test_outputs_match_the_package_paths():
+    outs = {o if isinstance(o, str) else next(iter(o)) for s in dvc_stages().values() for o in s.get("outs", [])}
+    expected = {str(getattr(paths, name)) for name in dir(paths) if name.isupper() and name not in {"METRICS", "PLOTS"}}
+    assert outs == expected

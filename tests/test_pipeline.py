@@ -1,0 +1,203 @@
+"""End to end: the real pipeline under DVC, in a copy of this repository, on digits with tiny epochs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+
+
+def run(cmd: list[str], repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def set_params(repo: Path, **changes: object) -> None:
+    """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A fresh git + DVC copy of the repository (tracked and new files), run once with `dvc repro`."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if name == "dvc.lock" or name.startswith(("metrics/", ".ci/")) or not (REPO / name).is_file():
+            continue  # start from no results at all
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name)
+    set_params(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo.parent / 'mlflow.db'}", "TQDM_DISABLE": "1"}
+    for key in ("DVC_EXP_NAME", "AUXCUT_PIPELINE_RUN"):
+        env.pop(key, None)
+    git = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    result = run(["dvc", "repro"], repo, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo, env, result.stdout
+
+
+def metrics(repo: Path, stage: str) -> dict:
+    return json.loads((repo / "metrics" / f"{stage}.json").read_text())
+
+
+def test_repro_runs_every_stage_in_order(pipeline):
+    _, _, output = pipeline
+    assert ran_stages(output) == STAGES
+
+
+def test_metrics_hold_the_method_invariants(pipeline):
+    repo, _, _ = pipeline
+    prep = metrics(repo, "prepare")
+    assert sum(prep["split"].values()) == prep["n_images"] == 1797
+    assert metrics(repo, "train_base")["accuracy"]["val"] > 0.5
+    cut = metrics(repo, "maxcut")
+    assert cut["n"] == 10 and 0 <= cut["cut"] <= cut["sdp_bound"] * (1 + 1e-6)
+    assert cut["cut_over_bound"] >= 0.878 and cut["exact"] is not None
+    assert cut["exact_reached"] == (abs(cut["cut"] - cut["exact"]) < 1e-6)
+    assert sorted(cut["side_0"] + cut["side_1"]) == [str(d) for d in range(10)]
+    aux = metrics(repo, "train_aux")
+    assert aux["base_over_aux_parameters"] >= 10 and aux["parameters"] * 10 <= aux["base_parameters"]
+    assert metrics(repo, "stack")["max_probability_sum_error"] < 1e-6
+    stacked = pd.read_csv(repo / "data" / "stacked.csv")
+    base = stacked[[c for c in stacked.columns if c.startswith("base_")]].to_numpy()
+    np.testing.assert_allclose(base.sum(1), 1, atol=1e-6)
+    assert stacked["aux"].between(0, 1).all() and len(stacked) == 1797
+    for head in ("control", "stacked"):
+        probs = np.load(repo / "data" / "predictions" / f"head_{head}.npy")
+        np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    assert metrics(repo, "fit_head")["stacked"]["features"] == metrics(repo, "fit_head")["control"]["features"] + 1
+
+
+def test_fairness_compares_three_predictors_on_test(pipeline):
+    repo, _, _ = pipeline
+    fair = metrics(repo, "fairness")
+    assert fair["test_rows"] == metrics(repo, "prepare")["split"]["test"]
+    assert "between_groups" in fair["gap_convention"]
+    labels = pd.read_csv(repo / "data" / "stacked.csv").query("split == 'test'")["target"].to_numpy()
+    base_pred = pd.read_csv(repo / "data" / "stacked.csv").query("split == 'test'").filter(like="base_").to_numpy().argmax(1)
+    assert fair["predictors"]["base"]["accuracy"] == pytest.approx((base_pred == labels).mean())
+    for name in ("base", "control", "stacked"):
+        report = fair["predictors"][name]
+        low, high = report["accuracy_ci"]
+        assert low <= report["accuracy"] <= high
+        digit = report["groups"]["digit"]
+        assert set(digit["by_group"]) == {str(d) for d in range(10)}
+        assert digit["worst_group_accuracy"] == min(g["accuracy"] for g in digit["by_group"].values())
+    diff = fair["differences"]["stacked_minus_control"]["accuracy"]
+    expected = fair["predictors"]["stacked"]["accuracy"] - fair["predictors"]["control"]["accuracy"]
+    assert diff["value"] == pytest.approx(expected)
+    for plot in ("confusion/base_val.png", "maxcut/cut.png", "fairness/accuracy_by_digit.png",
+                 "fairness/confusion_stacked_test.png", "train_base/history.csv"):
+        assert (repo / "plots" / plot).stat().st_size > 0, plot
+
+
+def test_summary_table(pipeline):
+    repo, env, _ = pipeline
+    result = run([sys.executable, "-m", "auxcut.summary"], repo, env)
+    assert result.returncode == 0, result.stderr
+    assert "aux gain (stacked - control)" in result.stdout and "SDP bound" in result.stdout
+
+
+def test_status_is_clean_and_noop_repro_runs_nothing(pipeline):
+    repo, env, _ = pipeline
+    status = run(["dvc", "status"], repo, env)
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    again = run(["dvc", "repro"], repo, env)
+    assert again.returncode == 0 and ran_stages(again.stdout) == []
+
+
+def test_every_stage_is_tracked_in_mlflow_under_one_parent(pipeline):
+    from mlflow import MlflowClient
+
+    repo, env, _ = pipeline
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("auxcut")
+    runs = client.search_runs([experiment.experiment_id], "tags.`auxcut.kind` = 'stage'")
+    by_stage = {r.data.tags["auxcut.stage"]: r for r in runs}
+    assert sorted(by_stage) == sorted(STAGES)
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.data.tags["auxcut.kind"] == "pipeline" and parent.info.status == "FINISHED"
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert all(r.data.tags["mlflow.source.git.commit"] == commit for r in runs)
+    assert by_stage["train_base"].data.params["base.epochs"] == "3"
+    fair = metrics(repo, "fairness")
+    assert by_stage["fairness"].data.metrics["predictors.stacked.accuracy"] == pytest.approx(fair["predictors"]["stacked"]["accuracy"])
+    history = client.get_metric_history(by_stage["train_base"].info.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(by_stage["maxcut"].info.run_id, "plots")}
+    assert "plots/cut.png" in artifacts
+
+
+def test_bad_param_is_one_line_and_leaves_outputs(pipeline):
+    repo, env, _ = pipeline
+    original = (repo / "params.yaml").read_text()
+    before = digest(repo / "models" / "base.pt")
+    try:
+        set_params(repo, base__epochs="ten")
+        result = run([sys.executable, "stages/train_base.py"], repo, env)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "base.epochs" in result.stderr and "'ten'" in result.stderr
+    assert digest(repo / "models" / "base.pt") == before
+
+
+def test_missing_data_path_is_one_line_and_leaves_outputs(pipeline):
+    repo, env, _ = pipeline
+    original = (repo / "params.yaml").read_text()
+    before = digest(repo / "data" / "prepared" / "images.npy")
+    try:
+        set_params(repo, data__source="utkface", data__path="no/such/UTKFace.tar.gz")
+        result = run([sys.executable, "stages/prepare.py"], repo, env)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data.path" in lines[0] and "no/such/UTKFace.tar.gz" in lines[0], result.stderr
+    assert digest(repo / "data" / "prepared" / "images.npy") == before
+    assert not list((repo / "data").glob(".prepared.*"))  # no half-written temporary folder left
+
+
+def test_aux_param_change_reruns_only_aux_and_downstream(pipeline):
+    repo, env, _ = pipeline
+    set_params(repo, aux__lr=0.01)
+    result = run(["dvc", "repro"], repo, env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ran_stages(result.stdout) == ["train_aux", "stack", "fit_head", "fairness"]

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from auxcut import AuxcutError, sources, training
+from auxcut.models import ConvNet, build, count_parameters
+
+SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 64, 64), (3, 200, 200)])
+def test_convnet_is_sized_to_the_input(shape):
+    model = ConvNet(shape, 15, 16)
+    out = model(torch.zeros(2, *shape))
+    assert out.shape == (2, 15)
+    assert build(model.arch).arch == model.arch
+
+
+def test_default_aux_is_ten_times_smaller(params_dict):
+    for shape in [(1, 8, 8), (3, 64, 64)]:
+        base = count_parameters(ConvNet(shape, 30, params_dict["base"]["width"]))
+        aux = count_parameters(ConvNet(shape, 1, params_dict["aux"]["width"]))
+        assert base / aux >= 10
+
+
+def _fit(digits, seed=0, epochs=4, task="multiclass", targets=None):
+    labels = digits.samples["label"].to_numpy() if targets is None else targets
+    train, val = digits.indices("train"), digits.indices("val")
+    mean, std = training.channel_stats(digits.images, train)
+    device = training.pick_device()
+    training.seed_everything(seed, device)
+    model = ConvNet((1, 8, 8), 10 if task == "multiclass" else 1, 16)
+    result = training.fit(model, digits.images, labels, train, val, task=task, mean=mean, std=std, epochs=epochs,
+                          batch_size=64, lr=0.003, weight_decay=1e-4, patience=10, seed=seed, device=device, desc="test")
+    return result, mean, std
+
+
+def test_fit_learns_digits_and_predicts_probabilities(digits):
+    result, mean, std = _fit(digits, epochs=15)
+    assert len(result.history) == 15 and 1 <= result.best_epoch <= 15
+    assert result.best["val_acc"] > 0.9
+    probs = training.predict_proba(result.model, digits.images, mean, std, task="multiclass", batch_size=100,
+                                   device=training.pick_device())
+    assert probs.shape == (1797, 10)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    test = digits.indices("test")
+    assert (probs[test].argmax(1) == digits.samples["label"].to_numpy()[test]).mean() > 0.85
+
+
+def test_fit_is_deterministic_on_cpu(digits):
+    first, _, _ = _fit(digits, seed=3, epochs=2)
+    second, _, _ = _fit(digits, seed=3, epochs=2)
+    other, _, _ = _fit(digits, seed=4, epochs=2)
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), key
+    assert any(not torch.equal(v, other.model.state_dict()[k]) for k, v in first.model.state_dict().items())
+
+
+def test_binary_task_and_early_stopping(digits):
+    odd = (digits.samples["label"].to_numpy() % 2).astype(np.int64)
+    result, mean, std = _fit(digits, epochs=5, task="binary", targets=odd)
+    assert result.best["val_acc"] > 0.75
+    probs = training.predict_proba(result.model, digits.images, mean, std, task="binary", batch_size=256,
+                                   device=training.pick_device())
+    assert probs.shape == (1797,) and ((probs >= 0) & (probs <= 1)).all()
+    # the kept weights are those of the best val-loss epoch
+    assert result.best["val_loss"] == min(row["val_loss"] for row in result.history)
+
+
+def test_divergence_is_a_clear_error(digits):
+    train, val = digits.indices("train"), digits.indices("val")
+    mean, std = training.channel_stats(digits.images, train)
+    with pytest.raises(AuxcutError, match="diverged"):
+        training.fit(ConvNet((1, 8, 8), 10, 8), digits.images, digits.samples["label"].to_numpy(), train, val,
+                     task="multiclass", mean=mean, std=std, epochs=3, batch_size=64, lr=1e30, weight_decay=0.0,
+                     patience=3, seed=0, device=training.pick_device(), desc="test")
+
+
+def test_checkpoint_roundtrip(tmp_path, digits):
+    model = ConvNet((1, 8, 8), 10, 8)
+    training.save_checkpoint(tmp_path / "m.pt", model, mean=[0.5], std=[0.2], classes=digits.classes)
+    loaded, state = training.load_checkpoint(tmp_path / "m.pt")
+    assert state["classes"] == digits.classes and state["mean"] == [0.5]
+    x = torch.randn(3, 1, 8, 8)
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x), loaded(x))
+    with pytest.raises(AuxcutError, match="not found"):
+        training.load_checkpoint(tmp_path / "missing.pt")
