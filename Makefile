@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml say plain `python`: putting the venv first on PATH makes that the venv's.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test venv dag clean-venv
+.PHONY: run test venv dag ui clean-venv
+UI_PORT ?= 5000
 
 venv: $(STAMP)
 
@@ -18,8 +19,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# One `make run` is one pipeline run in MLflow: its stage runs are grouped under one parent.
 run: $(STAMP)
-	dvc repro
+	AUXCUT_PIPELINE_RUN=$$(date -u +%Y%m%dT%H%M%SZ) dvc repro
 	python -m auxcut.summary
 
 test: $(STAMP)
@@ -27,6 +29,10 @@ test: $(STAMP)
 
 dag: $(STAMP)
 	dvc dag
+
+ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (Ctrl-C stops it)"
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -123,7 +123,8 @@ def _read_groups(groups_csv: Path, sources: pd.Series) -> pd.DataFrame:
     missing = sorted(set(sources) - set(groups["path"]))
     if missing:
         raise AuxcutError(f"data.groups_csv: {groups_csv} has no row for {len(missing)} image(s), e.g. {missing[0]!r}")
-    groups = groups.rename(columns={"path": "source"}).drop_duplicates("source")
+    # A blank attribute is its own group, "(missing)": dropping those rows would hide who they are.
+    groups = groups.rename(columns={"path": "source"}).drop_duplicates("source").fillna("(missing)")
     return groups.rename(columns={c: f"group_{c}" for c in groups.columns if c != "source"})
 
 

@@ -47,8 +47,10 @@ def make_head(kind: HeadType, C: float, max_iter: int, seed: int) -> Pipeline:
     """A small scikit-learn head; features are standardised first (they live on different scales)."""
     if kind == "logistic":
         model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    elif kind == "naive_bayes":
+        model = GaussianNB()  # C, max_iter and seed do not apply
     else:
-        model = GaussianNB()
+        raise AuxcutError(f"head.type: expected 'logistic' or 'naive_bayes', got {kind!r}")
     return make_pipeline(StandardScaler(), model)
 
 

@@ -171,6 +171,10 @@ def test_imagefolder_with_and_without_groups(imagefolder, tmp_path):
     grouped = sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)
     assert grouped.group_columns == ["group_site"]
     assert grouped.samples.set_index("source").loc["dog/3.png", "group_site"] == "A"
+    rows[0]["site"] = None  # a blank attribute becomes its own group
+    pd.DataFrame(rows).to_csv(groups, index=False)
+    blank = sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)
+    assert blank.samples.set_index("source").loc["cat/0.png", "group_site"] == "(missing)"
     pd.DataFrame(rows[1:]).to_csv(groups, index=False)
     with pytest.raises(AuxcutError, match=r"data\.groups_csv: .*no row for 1 image"):
         sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)

@@ -445,3 +445,16 @@ def test_cli_invalid_matrix(tmp_path, capsys):
     np.save(graph, np.array([[0.0, -1.0], [-1.0, 0.0]]))
     code, stdout, stderr = run_cli(capsys, [graph])
     assert_one_line_error(code, stdout, stderr, "non-negative")
+
+
+def test_local_search_ignores_self_loops():
+    """A non-zero diagonal used to make single flips cycle forever."""
+    w = np.array([[5.0, 1.0, 0.0], [1.0, 5.0, 2.0], [0.0, 2.0, 3.0]])
+    sides = local_search(w, np.array([0, 0, 0]))
+    off = w - np.diag(np.diag(w))
+    assert cut_value(off, sides) == 3.0
+
+
+def test_non_numeric_matrix_is_a_clear_error():
+    with pytest.raises(AuxcutError, match="numeric"):
+        check_weights(np.array([["a", "b"], ["c", "d"]]))

@@ -170,3 +170,8 @@ def test_predict_all_classes_non_contiguous_classes():
     np.testing.assert_array_equal(probs[:, [0, 2, 3, 5]], 0.0)
     np.testing.assert_allclose(probs[:, [1, 4]], head.predict_proba(x))
     assert (probs.argmax(1) == y).mean() > 0.9
+
+
+def test_unknown_head_type_is_an_error():
+    with pytest.raises(AuxcutError, match="head.type"):
+        make_head("forest", 1.0, 100, 0)
