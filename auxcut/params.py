@@ -51,6 +51,7 @@ class TrainParams(_Strict):
 
 
 class MaxcutParams(_Strict):
+    method: Literal["auto", "exact", "lowrank", "cvxpy"]
     hyperplanes: int = Field(ge=1000)
     exact_max_n: int = Field(ge=0, le=24)
 

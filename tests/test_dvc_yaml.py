@@ -30,12 +30,25 @@ def imported_modules(script) -> set[str]:
                 continue
             names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
             for module in names:
-                file = REPO / f"{module.replace('.', '/')}.py"
-                if file.exists() and module not in found:
+                file = module_file(module)
+                if file is not None and module not in found:
                     found.add(module)
                     todo.append(file)
-            found.add(node.module)
     return found
+
+
+def module_file(module: str):
+    base = REPO / module.replace(".", "/")
+    for file in (base.with_suffix(".py"), base / "__init__.py"):
+        if file.exists():
+            return file
+    return None
+
+
+def declared(module: str, deps: set[str]) -> bool:
+    """A module is covered by its own file or by a declared package folder that holds it."""
+    parts = module.split(".")
+    return f"{'/'.join(parts)}.py" in deps or any("/".join(parts[:k]) in deps for k in range(2, len(parts) + 1))
 
 
 def test_exactly_the_nine_stages_in_method_order():
@@ -51,7 +64,7 @@ def test_each_stage_declares_its_script_modules_and_metrics():
         deps = set(stage["deps"])
         assert f"stages/{name}.py" in deps
         for module in imported_modules(script) - PLUMBING:
-            assert f"{module.replace('.', '/')}.py" in deps, f"{name} imports {module} but does not declare it"
+            assert declared(module, deps), f"{name} imports {module} but does not declare it"
         assert stage["metrics"] == [{f"metrics/{name}.json": {"cache": False}}]
 
 

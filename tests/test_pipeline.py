@@ -85,9 +85,11 @@ def test_metrics_hold_the_method_invariants(pipeline):
     assert sum(prep["split"].values()) == prep["n_images"] == 1797
     assert metrics(repo, "train_base")["accuracy"]["val"] > 0.5
     cut = metrics(repo, "maxcut")
-    assert cut["n"] == 10 and 0 <= cut["cut"] <= cut["sdp_bound"] * (1 + 1e-6)
-    assert cut["cut_over_bound"] >= 0.878 and cut["exact"] is not None
-    assert cut["exact_reached"] == (abs(cut["cut"] - cut["exact"]) < 1e-6)
+    assert cut["n"] == 10 and cut["method"] == "exact"  # auto enumerates small graphs
+    assert cut["cut"] == cut["exact"] == cut["upper_bound"] and cut["gap"] == 0
+    assert 0 <= cut["rounded_cut"] <= cut["exact"] <= cut["sdp_bound"] * (1 + 1e-9)
+    assert cut["gw_cut_over_sdp_bound"] >= 0.878 and cut["certified"]
+    assert cut["exact_reached"] == (abs(cut["rounded_cut"] - cut["exact"]) < 1e-6)
     assert sorted(cut["side_0"] + cut["side_1"]) == [str(d) for d in range(10)]
     aux = metrics(repo, "train_aux")
     assert aux["base_over_aux_parameters"] >= 10 and aux["parameters"] * 10 <= aux["base_parameters"]
