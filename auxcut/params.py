@@ -38,6 +38,7 @@ class DataParams(_Strict):
     classes: Literal["age_race", "age_race_gender"]
     groups_csv: str
     image_size: int = Field(ge=4, le=1024)
+    max_per_class: int = Field(ge=0)
     split: SplitParams
 
 
@@ -48,6 +49,7 @@ class TrainParams(_Strict):
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     patience: int = Field(ge=1)
+    augment: bool
 
 
 class MaxcutParams(_Strict):

@@ -14,7 +14,7 @@ def main(stage: Stage) -> None:
     p = stage.params
     stage.log_params(seed=p.seed, data=p.data)
     dataset = sources.prepare(p.data.source, stage.data_path(p.data.path), p.data.classes, stage.data_path(p.data.groups_csv),
-                           p.data.image_size, p.data.split.model_dump(), p.seed)
+                           p.data.image_size, p.data.split.model_dump(), p.seed, p.data.max_per_class)
     data.save(dataset, paths.PREPARED)
     stage.write_metrics(data.summary(dataset))
 

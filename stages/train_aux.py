@@ -36,7 +36,7 @@ def main(stage: Stage) -> None:
     mean, std = np.asarray(base_state["mean"]), np.asarray(base_state["std"])
     result = training.fit(model, ds.images, targets, ds.indices("train"), ds.indices("val"), task="binary", mean=mean,
                           std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                          patience=cfg.patience, seed=p.seed, device=training.pick_device(), desc="train_aux")
+                          patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=training.pick_device(), desc="train_aux")
     probs = training.predict_proba(result.model, ds.images, mean, std, task="binary", batch_size=cfg.batch_size,
                                    device=training.pick_device())
     training.save_checkpoint(paths.AUX_MODEL, result.model, mean=mean.tolist(), std=std.tolist())

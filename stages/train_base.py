@@ -24,7 +24,7 @@ def main(stage: Stage) -> None:
     model = ConvNet(tuple(ds.images.shape[1:]), len(ds.classes), cfg.width)
     result = training.fit(model, ds.images, labels, train_idx, val_idx, task="multiclass", mean=mean, std=std,
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                          patience=cfg.patience, seed=p.seed, device=device, desc="train_base")
+                          patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=device, desc="train_base")
     probs = training.predict_proba(result.model, ds.images, mean, std, task="multiclass",
                                    batch_size=cfg.batch_size, device=device)
     training.save_checkpoint(paths.BASE_MODEL, result.model, mean=mean.tolist(), std=std.tolist(), classes=ds.classes)

@@ -93,3 +93,29 @@ def test_checkpoint_roundtrip(tmp_path, digits):
     assert torch.equal(model(x), loaded(x))
     with pytest.raises(AuxcutError, match="not found"):
         training.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_flip_and_shift_keeps_shape_content_and_is_seeded():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    a = training.flip_and_shift(x, torch.Generator().manual_seed(0))
+    b = training.flip_and_shift(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    # a shift of at most 1 pixel (1/16 of 16): the centre 14x14 of each output is a window of the input or its mirror
+    for i in range(2):
+        centre = a[i, :, 1:15, 1:15]
+        windows = [src[:, dy:dy + 14, dx:dx + 14] for src in (x[i], x[i].flip(2)) for dy in range(3) for dx in range(3)]
+        assert any(torch.equal(centre, w) for w in windows)
+
+
+def test_augmented_training_runs_and_stays_deterministic(digits):
+    labels = digits.samples["label"].to_numpy()
+    train, val = digits.indices("train"), digits.indices("val")
+    mean, std = training.channel_stats(digits.images, train)
+    results = []
+    for _ in range(2):
+        training.seed_everything(0, training.pick_device())
+        model = ConvNet((1, 8, 8), 10, 8)
+        results.append(training.fit(model, digits.images, labels, train, val, task="multiclass", mean=mean, std=std,
+                                    epochs=2, batch_size=64, lr=0.003, weight_decay=0.0, patience=5, seed=0,
+                                    device=training.pick_device(), desc="test", augment=True))
+    assert results[0].history == results[1].history
