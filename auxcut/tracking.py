@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,6 +75,11 @@ def _experiment_id(mlflow: Any, name: str, root: Path) -> str:
         return mlflow.get_experiment_by_name(name).experiment_id
 
 
+def metric_name(key: str) -> str:
+    """MLflow allows only alphanumerics and _ - . space : / in names (class names like '46+/Asian' do not)."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", key)
+
+
 class Tracker:
     """The stage's MLflow run, or a no-op after the first failure to reach the store."""
 
@@ -101,7 +107,7 @@ class Tracker:
         self._call("log_params", {k: str(v) for k, v in flatten(params).items()})
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        numeric = {k.replace("[", "_").replace("]", ""): float(v) for k, v in flatten(metrics).items()
+        numeric = {metric_name(k): float(v) for k, v in flatten(metrics).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
         if numeric:
             self._call("log_metrics", numeric, step=step)
@@ -112,6 +118,9 @@ class Tracker:
 
     @contextmanager
     def run(self, cwd: Path, dataset: str, experiment: str) -> Iterator["Tracker"]:
+        # A remote store that does not answer must not stall the stage for minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
             import mlflow
             from mlflow import MlflowClient

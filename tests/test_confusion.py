@@ -11,22 +11,19 @@ import networkx as nx
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 
+from conftest import digits_halves
 from auxcut.confusion import confusion_counts, confusion_graph, confusion_weights, plot_confusion
 
 
 @pytest.fixture(scope="module")
 def digits_probs():
     """Validation probabilities of a deliberately weak digits classifier (so there are confusions)."""
-    x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(0).permutation(len(y))
-    x, y = x[order] / 16.0, y[order]
-    half = len(y) // 2
-    model = LogisticRegression(C=0.01, max_iter=500).fit(x[:half], y[:half])
-    return y[half:], model.predict_proba(x[half:])
+    x_fit, y_fit, x_held, y_held = digits_halves()
+    model = LogisticRegression(C=0.01, max_iter=500).fit(x_fit, y_fit)
+    return y_held, model.predict_proba(x_held)
 
 
 def manual_counts(y_true, y_pred, k):

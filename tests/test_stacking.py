@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from auxcut import AuxcutError
+from conftest import digits_halves
 from auxcut.stacking import AUX_COLUMN, base_columns, features, make_head, predict_all_classes, stack
 
 K = 10
@@ -38,21 +38,17 @@ def toy_samples(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame
 @pytest.fixture(scope="module")
 def digits_stack():
     """Base (10-class) and aux (binary) probabilities from classifiers fit on the first half of digits."""
-    x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(0).permutation(len(y))
-    x, y = x[order] / 16.0, y[order]
-    half = len(y) // 2
-    base_model = LogisticRegression(C=0.05, max_iter=1000).fit(x[:half], y[:half])
-    aux_model = LogisticRegression(C=0.05, max_iter=1000).fit(x[:half], AUX_SIDE[y[:half]])
-    rest = np.arange(half, len(y))
+    x_fit, y_fit, x_held, y_held = digits_halves()
+    base_model = LogisticRegression(C=0.05, max_iter=1000).fit(x_fit, y_fit)
+    aux_model = LogisticRegression(C=0.05, max_iter=1000).fit(x_fit, AUX_SIDE[y_fit])
     samples = pd.DataFrame(
         {
-            "label": y[rest],
-            "split": np.where(np.arange(len(rest)) % 2 == 0, "val", "test"),
-            "group_parity": y[rest] % 2,
+            "label": y_held,
+            "split": np.where(np.arange(len(y_held)) % 2 == 0, "val", "test"),
+            "group_parity": y_held % 2,
         }
     )
-    return stack(base_model.predict_proba(x[rest]), aux_model.predict_proba(x[rest])[:, 1], samples)
+    return stack(base_model.predict_proba(x_held), aux_model.predict_proba(x_held)[:, 1], samples)
 
 
 # --------------------------------------------------------------------------- stack / features
