@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,3 +33,52 @@ def digits_halves(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     x, y = x[order] / 16.0, y[order]
     half = len(y) // 2
     return x[:half], y[:half], x[half:], y[half:]
+
+
+# --- running the real pipeline in a copy of the repository ------------------------------------------
+
+
+def run(cmd: list[str], repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def set_params(repo: Path, **changes: object) -> None:
+    """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_repository(repo: Path, **params: object) -> dict[str, str]:
+    """Copy this repository's tracked and new files (no results) into a fresh git repo at `repo`, set
+    params, and return the environment to run DVC in there (tracking into a store beside the copy)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if name == "dvc.lock" or name.startswith(("metrics/", ".ci/")) or not (REPO / name).is_file():
+            continue  # start from no results at all
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name)
+    set_params(repo, **params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo.parent / 'mlflow.db'}", "TQDM_DISABLE": "1"}
+    for key in ("DVC_EXP_NAME", "AUXCUT_PIPELINE_RUN"):
+        env.pop(key, None)
+    git = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    return env

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,57 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import copy_repository, digest, ran_stages, run, set_params
 
 STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
-
-
-def run(cmd: list[str], repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
-
-
-def set_params(repo: Path, **changes: object) -> None:
-    """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """A fresh git + DVC copy of the repository (tracked and new files), run once with `dvc repro`."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, listed):
-        if name == "dvc.lock" or name.startswith(("metrics/", ".ci/")) or not (REPO / name).is_file():
-            continue  # start from no results at all
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, repo / name)
-    set_params(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo.parent / 'mlflow.db'}", "TQDM_DISABLE": "1"}
-    for key in ("DVC_EXP_NAME", "AUXCUT_PIPELINE_RUN"):
-        env.pop(key, None)
-    git = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return repo, env, result.stdout

@@ -1,0 +1,54 @@
+"""The pipeline on real faces: a 600-image subset (40 per class) of the shared UTKFace archive."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import UTKFACE_ARCHIVE, copy_repository, ran_stages, run
+
+pytestmark = pytest.mark.skipif(not UTKFACE_ARCHIVE.is_file(), reason="the shared UTKFace archive is not beside the repository")
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("faces") / "repo"
+    env = copy_repository(repo, data__source="utkface", data__path=str(UTKFACE_ARCHIVE), data__classes="age_race",
+                          data__image_size=32, data__max_per_class=40, base__width=8, base__epochs=2,
+                          base__augment=True, aux__width=2, aux__epochs=2, fairness__bootstrap=100)
+    result = run(["dvc", "repro"], repo, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo, result.stdout
+
+
+def metrics(repo, stage: str) -> dict:
+    return json.loads((repo / "metrics" / f"{stage}.json").read_text())
+
+
+def test_subset_runs_every_stage(faces):
+    _, output = faces
+    assert len(ran_stages(output)) == 9
+
+
+def test_prepare_counts_classes_groups_and_malformed_names(faces):
+    repo, _ = faces
+    prep = metrics(repo, "prepare")
+    assert prep["n_images"] == 600 and prep["n_classes"] == 15 and prep["image_shape"] == [3, 32, 32]
+    assert prep["skipped"] == 4  # the archive's malformed names, counted even though not needed
+    assert all(sum(per.values()) == 40 for per in prep["per_class"].values())
+    assert prep["per_race"] == {race: 120 for race in ("Asian", "Black", "Indian", "Others", "White")}
+    assert sum(prep["per_gender"].values()) == 600
+
+
+def test_fairness_reports_race_gender_and_age(faces):
+    repo, _ = faces
+    fair = metrics(repo, "fairness")
+    for name in ("base", "control", "stacked"):
+        groups = fair["predictors"][name]["groups"]
+        assert set(groups) == {"race", "gender", "age"}
+        assert set(groups["race"]["by_group"]) == {"Asian", "Black", "Indian", "Others", "White"}
+        assert sum(g["n"] for g in groups["gender"]["by_group"].values()) == fair["test_rows"] == 120
+    cut = metrics(repo, "maxcut")
+    assert cut["n"] == 15 and cut["method"] == "exact" and cut["cut"] <= cut["sdp_bound"] * (1 + 1e-9)
+    assert metrics(repo, "train_aux")["base_over_aux_parameters"] >= 10
