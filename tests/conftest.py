@@ -82,3 +82,14 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
     return env
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`
+    (shared by the pipeline and report tests; the pipeline tests leave it reproduced and consistent)."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
+    result = run(["dvc", "repro"], repo, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo, env, result.stdout

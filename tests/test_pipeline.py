@@ -11,19 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_repository, digest, ran_stages, run, set_params
+from conftest import digest, ran_stages, run, set_params
 
 STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """A fresh git + DVC copy of the repository (tracked and new files), run once with `dvc repro`."""
-    repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
-    result = run(["dvc", "repro"], repo, env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return repo, env, result.stdout
 
 
 def metrics(repo: Path, stage: str) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 
 from auxcut import AuxcutError
 from auxcut.maxcut.exact import MAX_EXACT_N, exact_maxcut
-from auxcut.maxcut.graph import Weights, check_weights, cut_value, edge_count, read_graph, total_weight
+from auxcut.maxcut.graph import check_weights, cut_value, edge_count, read_graph, total_weight
 from auxcut.maxcut.rounding import hyperplane_cuts, local_search, round_and_polish
 from auxcut.maxcut.sdp import cvxpy_sdp, dual_bound, lowrank_sdp
 

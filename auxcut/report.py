@@ -1,0 +1,134 @@
+"""A study report from the metrics files of several pipeline runs: one record per run, aggregates
+per configuration over seeds, and a markdown page that states the numbers plainly.
+
+A run is a folder holding the pipeline's `metrics/*.json` plus `run.json` (configuration name,
+seed, head, device); `collect` turns it into one flat record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+STAGES = ("prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness")
+PREDICTORS = ("base", "control", "stacked")
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """One record: what the run was, and its headline numbers (test split unless named otherwise)."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    m = {stage: json.loads((run_dir / f"{stage}.json").read_text()) for stage in STAGES}
+    fair, aux, cut = m["fairness"], m["train_aux"], m["maxcut"]
+    record: dict[str, Any] = {**meta, "n_classes": m["prepare"]["n_classes"], "test_rows": fair["test_rows"]}
+    for name in PREDICTORS:
+        p = fair["predictors"][name]
+        record[f"{name}_accuracy"] = p["accuracy"]
+        record[f"{name}_macro_f1"] = p["macro_f1"]
+        for attribute, g in p["groups"].items():
+            record[f"{name}_worst_{attribute}"] = g["worst_group_accuracy"]
+            record[f"{name}_worst_{attribute}_group"] = g["worst_group"]
+            record[f"{name}_gap_{attribute}"] = g["gap"]
+            for group, cell in g["by_group"].items():
+                record[f"{name}_{attribute}={group}"] = cell["accuracy"]
+    for key, label in (("control_minus_base", "recalibration_gain"), ("stacked_minus_control", "aux_gain")):
+        d = fair["differences"][key]
+        record[label] = d["accuracy"]["value"]
+        record[f"{label}_ci"] = d["accuracy"]["ci"]
+        for metric, value in d.items():
+            if metric.startswith("worst_"):
+                record[f"{label}_{metric}"] = value["value"]
+    record.update({
+        "aux_test_accuracy": aux["accuracy"]["test"], "aux_majority_rate": aux["majority_rate"]["test"],
+        "base_over_aux_parameters": aux["base_over_aux_parameters"],
+        "gw_cut_over_sdp_bound": cut.get("gw_cut_over_sdp_bound"), "cut_method": cut["method"],
+        "seconds": {stage: m[stage]["seconds"] for stage in STAGES},
+        "device": m["train_base"].get("device", "cpu"),
+    })
+    return record
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean over seeds with a t-interval (None for a single seed)."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return {"mean": float(x.mean()), "ci": None, "n": len(x)}
+    half = stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return {"mean": float(x.mean()), "ci": [float(x.mean() - half), float(x.mean() + half)], "n": len(x)}
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per (configuration, head): every numeric field as mean and t-interval over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[f"{r['config']} / {r['head']}"].append(r)
+    out = {}
+    for key, runs in sorted(groups.items()):
+        numeric = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                         - {"seed"})
+        out[key] = {"seeds": sorted(r["seed"] for r in runs),
+                    **{k: mean_interval([r[k] for r in runs if k in r]) for k in numeric}}
+    return out
+
+
+def _cell(stat: dict[str, Any] | None, signed: bool = False, scale: float = 100.0) -> str:
+    if stat is None:
+        return "–"
+    fmt = "{:+.1f}" if signed else "{:.1f}"
+    text = fmt.format(stat["mean"] * scale)
+    if stat.get("ci"):
+        text += " [" + ", ".join(fmt.format(v * scale) for v in stat["ci"]) + "]"
+    return text
+
+
+def render(records: list[dict[str, Any]], title: str, preface: str = "") -> str:
+    """The markdown report: headline table, per-group tables, the aux model, costs."""
+    agg = aggregate(records)
+    lines = [f"# {title}", ""]
+    if preface:
+        lines += [preface, ""]
+    lines += ["## Accuracy on the test split (%, mean over seeds [95% t-interval])", "",
+              "| configuration / head | seeds | base | control head | stacked head | recalibration gain | aux gain | "
+              "macro-F1 base / stacked |", "|---|---|---|---|---|---|---|---|"]
+    for key, a in agg.items():
+        lines.append(f"| {key} | {len(a['seeds'])} | {_cell(a['base_accuracy'])} | {_cell(a['control_accuracy'])} | "
+                     f"{_cell(a['stacked_accuracy'])} | {_cell(a['recalibration_gain'], True)} | "
+                     f"{_cell(a['aux_gain'], True)} | {_cell(a['base_macro_f1'])} / {_cell(a['stacked_macro_f1'])} |")
+    single = [r for r in records if r["seed"] == min(x["seed"] for x in records)]
+    lines += ["", "Paired bootstrap intervals of the two gains within each run (test rows resampled):", ""]
+    for r in single:
+        lines.append(f"- {r['config']} / {r['head']}, seed {r['seed']}: recalibration "
+                     f"{100 * r['recalibration_gain']:+.1f} [{100 * r['recalibration_gain_ci'][0]:+.1f}, "
+                     f"{100 * r['recalibration_gain_ci'][1]:+.1f}], aux {100 * r['aux_gain']:+.1f} "
+                     f"[{100 * r['aux_gain_ci'][0]:+.1f}, {100 * r['aux_gain_ci'][1]:+.1f}]")
+    attributes = sorted({k.split("=")[0].split("_", 1)[1] for r in records for k in r if "=" in k})
+    for attribute in attributes:
+        groups = sorted({k.split("=", 1)[1] for r in records for k in r if k.startswith(f"base_{attribute}=")})
+        lines += ["", f"## Accuracy by {attribute} (%, base / control / stacked)", "",
+                  "| configuration / head | " + " | ".join(groups) + " | worst (stacked) | gap base → stacked |",
+                  "|---|" + "---|" * (len(groups) + 2)]
+        for key, a in agg.items():
+            cells = [" / ".join(_cell(a.get(f"{p}_{attribute}={g}")).split(" [")[0] for p in PREDICTORS) for g in groups]
+            worst = _cell(a.get(f"stacked_worst_{attribute}"))
+            gap = f"{_cell(a.get(f'base_gap_{attribute}')).split(' [')[0]} → {_cell(a.get(f'stacked_gap_{attribute}')).split(' [')[0]}"
+            lines.append(f"| {key} | " + " | ".join(cells) + f" | {worst} | {gap} |")
+    lines += ["", "## The aux model and the cut", "",
+              "| configuration / head | aux test accuracy | majority rate | base / aux parameters | GW cut / SDP bound |",
+              "|---|---|---|---|---|"]
+    for key, a in agg.items():
+        lines.append(f"| {key} | {_cell(a['aux_test_accuracy'])} | {_cell(a['aux_majority_rate'])} | "
+                     f"{a['base_over_aux_parameters']['mean']:.1f}x | {a['gw_cut_over_sdp_bound']['mean']:.3f} |")
+    lines += ["", "## Wall time per stage (seconds, first seed of each configuration)", "",
+              "| configuration / head | device | " + " | ".join(STAGES) + " |", "|---|---|" + "---|" * len(STAGES)]
+    for r in single:
+        lines.append(f"| {r['config']} / {r['head']} | {r['device']} | " +
+                     " | ".join(f"{r['seconds'][s]:.0f}" for s in STAGES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    return [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]

@@ -1,0 +1,171 @@
+"""The UTKFace study: presets, and a runner that reproduces each (configuration, seed, head) in its own
+scratch copy of the repository and files its metrics under reports/runs/ for `auxcut.report`.
+
+    python -m auxcut.study flags utkface-15 cpu          # the `-S` overrides of a preset, for dvc exp run
+    python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --hardware cpu
+    python -m auxcut.study report                        # reports/utkface.md and reports/utkface.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auxcut import AuxcutError
+from auxcut.tracking import project_root
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "utkface-15": {"data.source": "utkface", "data.classes": "age_race"},
+    "utkface-30": {"data.source": "utkface", "data.classes": "age_race_gender"},
+}
+HARDWARE: dict[str, dict[str, Any]] = {
+    # 2-core CPU: ~15 minutes end to end for utkface-15
+    "cpu": {"data.image_size": 64, "base.width": 16, "base.epochs": 12, "base.patience": 4, "base.augment": True,
+            "aux.width": 4, "aux.epochs": 12, "aux.patience": 4},
+    "gpu": {"data.image_size": 128, "base.width": 32, "base.epochs": 30, "base.batch_size": 128, "base.patience": 6,
+            "base.augment": True, "aux.width": 8, "aux.epochs": 30, "aux.batch_size": 128, "aux.patience": 6},
+}
+HEADS = ("logistic", "naive_bayes")
+DEFAULT_ARCHIVE = "../shared/datasets/utkface/UTKFace.tar.gz"
+
+
+def archive_path() -> str:
+    """The UTKFace archive or folder: $AUXCUT_UTKFACE, else the shared copy beside the repository."""
+    return os.environ.get("AUXCUT_UTKFACE", DEFAULT_ARCHIVE)
+
+
+def preset(config: str, hardware: str, seed: int = 0, head: str = "logistic") -> dict[str, Any]:
+    if config not in CONFIGS:
+        raise AuxcutError(f"configuration: expected one of {', '.join(CONFIGS)}, got {config!r}")
+    if hardware not in HARDWARE:
+        raise AuxcutError(f"hardware: expected one of {', '.join(HARDWARE)}, got {hardware!r}")
+    return {**CONFIGS[config], "data.path": archive_path(), **HARDWARE[hardware], "seed": seed, "head.type": head}
+
+
+def flags(overrides: dict[str, Any]) -> list[str]:
+    """`-S key=value` pairs for `dvc exp run`."""
+    out = []
+    for key, value in overrides.items():
+        out += ["-S", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    return out
+
+
+def set_params(params_file: Path, overrides: dict[str, Any]) -> None:
+    params = yaml.safe_load(params_file.read_text())
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise AuxcutError(f"preset: {dotted} is not a param in {params_file}")
+        node[leaf] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _scratch_copy(root: Path, scratch: Path) -> None:
+    """The repository's tracked files (no results) in a fresh git repository: DVC's working copy for one run."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        if name == "dvc.lock" or name.startswith("metrics/") or not (root / name).is_file():
+            continue
+        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, scratch / name)
+    git = ["git", "-c", "user.name=auxcut-study", "-c", "user.email=study@auxcut.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "study copy"]):
+        subprocess.run(cmd, cwd=scratch, check=True, capture_output=True)
+
+
+def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str, ...]) -> list[Path]:
+    """Reproduce one (configuration, seed) and file the metrics of each head (the heads share the CNNs)."""
+    scratch = root / ".study" / f"{config}-{hardware}-s{seed}"
+    _scratch_copy(root, scratch)
+    archive = Path(archive_path())
+    env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
+           "AUXCUT_PIPELINE_RUN": f"{config}-{hardware}-s{seed}-{time.strftime('%Y%m%dT%H%M%S')}"}
+    filed = []
+    for head in heads:
+        overrides = preset(config, hardware, seed, head)
+        overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
+        set_params(scratch / "params.yaml", overrides)
+        print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
+        subprocess.run(["dvc", "repro"], cwd=scratch, env=env, check=True)
+        out = root / "reports" / "runs" / f"{config}-{hardware}-s{seed}-{head}"
+        out.mkdir(parents=True, exist_ok=True)
+        for file in (scratch / "metrics").glob("*.json"):
+            shutil.copy2(file, out / file.name)
+        (out / "run.json").write_text(json.dumps({"config": f"{config} ({hardware})", "seed": seed, "head": head,
+                                                  "params": overrides}, indent=2) + "\n")
+        filed.append(out)
+    figures = root / "reports" / "figures" / f"{config}-{hardware}"
+    if seed == 0:  # figures of the first seed: confusion matrices, the cut, per-group bars
+        shutil.rmtree(figures, ignore_errors=True)
+        for png in (scratch / "plots").rglob("*.png"):
+            (figures / png.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(png, figures / png.parent.name / png.name)
+    return filed
+
+
+def write_report(root: Path) -> Path:
+    from auxcut.report import aggregate, load_runs, render
+
+    records = load_runs(root / "reports" / "runs")
+    if not records:
+        raise AuxcutError(f"{root / 'reports' / 'runs'}: no runs yet (python -m auxcut.study run ...)")
+    preface = ("Generated by `python -m auxcut.study report` from the runs in `reports/runs/` (one folder per "
+               "configuration, seed and head; each holds the pipeline's metrics files). Base, control head and stacked "
+               "head are scored on the same held-out test split of each seed; the control head is the stacked head's "
+               "twin fit on the base probabilities alone, so `aux gain = stacked - control` is what the aux model adds.")
+    (root / "reports" / "utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
+    (root / "reports" / "utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
+                                                              indent=2) + "\n")
+    return root / "reports" / "utkface.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m auxcut.study", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("flags", help="print a preset's -S overrides for dvc exp run")
+    f.add_argument("config", choices=sorted(CONFIGS))
+    f.add_argument("hardware", choices=sorted(HARDWARE))
+    r = sub.add_parser("run", help="reproduce configurations x seeds x heads into reports/runs/")
+    r.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--hardware", choices=sorted(HARDWARE), default="cpu")
+    r.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
+    sub.add_parser("report", help="write reports/utkface.md and reports/utkface.json from reports/runs/")
+    args = parser.parse_args(argv)
+    root = project_root()
+    try:
+        if args.command == "flags":
+            print(" ".join(flags({k: v for k, v in preset(args.config, args.hardware).items()
+                                  if k not in ("seed", "head.type")})))
+        elif args.command == "run":
+            for config in args.configs:
+                for seed in args.seeds:
+                    run_one(root, config, args.hardware, seed, tuple(args.heads))
+            print(write_report(root))
+        else:
+            print(write_report(root))
+    except AuxcutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as exc:
+        print(f"error: `{' '.join(exc.cmd)}` failed (exit {exc.returncode}); its output is above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

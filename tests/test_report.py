@@ -1,0 +1,62 @@
+"""The study report and presets: records from real metrics files (the digits pipeline), aggregates over seeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from auxcut import AuxcutError, study
+from auxcut.params import load_params
+from auxcut.report import aggregate, collect, load_runs, mean_interval, render
+from conftest import REPO
+
+
+def test_mean_interval_matches_a_t_interval():
+    values = [0.61, 0.64, 0.60]
+    got = mean_interval(values)
+    low, high = stats.t.interval(0.95, df=2, loc=np.mean(values), scale=stats.sem(values))
+    assert got["mean"] == pytest.approx(np.mean(values)) and got["ci"] == pytest.approx([low, high])
+    assert mean_interval([0.5]) == {"mean": 0.5, "ci": None, "n": 1}
+
+
+def test_records_aggregates_and_markdown_from_real_runs(pipeline, tmp_path):
+    repo, _, _ = pipeline
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        run = runs / f"digits-s{seed}-logistic"
+        shutil.copytree(repo / "metrics", run)
+        (run / "run.json").write_text(json.dumps({"config": "digits", "seed": seed, "head": "logistic"}))
+    records = load_runs(runs)
+    fair = json.loads((repo / "metrics" / "fairness.json").read_text())
+    assert records[0]["stacked_accuracy"] == fair["predictors"]["stacked"]["accuracy"]
+    assert records[0]["aux_gain"] == pytest.approx(fair["predictors"]["stacked"]["accuracy"]
+                                                   - fair["predictors"]["control"]["accuracy"])
+    assert records[0]["base_digit=3"] == fair["predictors"]["base"]["groups"]["digit"]["by_group"]["3"]["accuracy"]
+    assert collect(runs / "digits-s0-logistic")["seconds"]["train_base"] > 0
+    agg = aggregate(records)
+    assert list(agg) == ["digits / logistic"] and agg["digits / logistic"]["seeds"] == [0, 1]
+    assert agg["digits / logistic"]["base_accuracy"]["ci"] == pytest.approx([records[0]["base_accuracy"]] * 2)
+    page = render(records, "digits study")
+    assert page.startswith("# digits study") and "| digits / logistic | 2 |" in page
+    assert f"{100 * records[0]['base_accuracy']:.1f}" in page and "Accuracy by digit" in page
+
+
+def test_presets_are_valid_params(tmp_path):
+    for config in study.CONFIGS:
+        for hardware in study.HARDWARE:
+            params = tmp_path / f"{config}-{hardware}.yaml"
+            shutil.copy(REPO / "params.yaml", params)
+            study.set_params(params, study.preset(config, hardware, seed=2, head="naive_bayes"))
+            loaded = load_params(params)
+            assert loaded.data.source == "utkface" and loaded.seed == 2 and loaded.head.type == "naive_bayes"
+            assert loaded.base.width >= 10 ** 0.5 * loaded.aux.width  # the 10x budget holds roughly as width^2
+    flags = study.flags(study.preset("utkface-30", "cpu"))
+    assert "data.classes=age_race_gender" in flags and "base.augment=true" in flags
+    with pytest.raises(AuxcutError, match="configuration"):
+        study.preset("cifar", "cpu")
+    with pytest.raises(AuxcutError, match="not a param"):
+        study.set_params(tmp_path / "utkface-15-cpu.yaml", {"base.depth": 3})
