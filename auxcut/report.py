@@ -75,6 +75,28 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def findings(agg: dict[str, dict[str, Any]], aim: float = 0.01) -> list[str]:
+    """Plain sentences, generated from the aggregates so they cannot drift from the tables."""
+    out = []
+    for key, a in agg.items():
+        aux, recal = a["aux_gain"], a["recalibration_gain"]
+        seeds = len(a["seeds"])
+        verdict = "meets" if aux["mean"] >= aim else "falls short of"
+        sure = ("" if aux["ci"] is None else
+                " (its interval excludes zero)" if aux["ci"][0] > 0 or aux["ci"][1] < 0 else " (its interval includes zero)")
+        text = (f"- **{key}** ({seeds} seed{'s' if seeds > 1 else ''}): the head fit on val alone moves accuracy by "
+                f"{100 * recal['mean']:+.1f} points over the base argmax; the aux model adds {100 * aux['mean']:+.1f} "
+                f"points on top{sure}, which {verdict} the 1-point aim.")
+        worst_keys = [k for k in a if k.startswith("stacked_worst_") and not k.endswith("_group")]
+        for k in worst_keys:
+            attribute = k.removeprefix("stacked_worst_")
+            base_worst, stacked_worst = a[f"base_worst_{attribute}"]["mean"], a[k]["mean"]
+            out_text = f" Worst {attribute} group: {100 * base_worst:.1f}% (base) → {100 * stacked_worst:.1f}% (stacked)."
+            text += out_text
+        out.append(text)
+    return out
+
+
 def _cell(stat: dict[str, Any] | None, signed: bool = False, scale: float = 100.0) -> str:
     if stat is None:
         return "–"
@@ -91,6 +113,7 @@ def render(records: list[dict[str, Any]], title: str, preface: str = "") -> str:
     lines = [f"# {title}", ""]
     if preface:
         lines += [preface, ""]
+    lines += ["## What the numbers say", ""] + findings(agg) + [""]
     lines += ["## Accuracy on the test split (%, mean over seeds [95% t-interval])", "",
               "| configuration / head | seeds | base | control head | stacked head | recalibration gain | aux gain | "
               "macro-F1 base / stacked |", "|---|---|---|---|---|---|---|---|"]

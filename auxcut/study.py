@@ -92,7 +92,9 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
     scratch = root / ".study" / f"{config}-{hardware}-s{seed}"
     _scratch_copy(root, scratch)
     archive = Path(archive_path())
-    env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
+    # Stage commands say `python`: this interpreter's environment first on PATH makes it the one that runs them.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
            "AUXCUT_PIPELINE_RUN": f"{config}-{hardware}-s{seed}-{time.strftime('%Y%m%dT%H%M%S')}"}
     filed = []
     for head in heads:
@@ -100,7 +102,7 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
         overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
-        subprocess.run(["dvc", "repro"], cwd=scratch, env=env, check=True)
+        subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=scratch, env=env, check=True)
         out = root / "reports" / "runs" / f"{config}-{hardware}-s{seed}-{head}"
         out.mkdir(parents=True, exist_ok=True)
         for file in (scratch / "metrics").glob("*.json"):
@@ -108,13 +110,17 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
         (out / "run.json").write_text(json.dumps({"config": f"{config} ({hardware})", "seed": seed, "head": head,
                                                   "params": overrides}, indent=2) + "\n")
         filed.append(out)
-    figures = root / "reports" / "figures" / f"{config}-{hardware}"
-    if seed == 0:  # figures of the first seed: confusion matrices, the cut, per-group bars
-        shutil.rmtree(figures, ignore_errors=True)
-        for png in (scratch / "plots").rglob("*.png"):
-            (figures / png.parent.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(png, figures / png.parent.name / png.name)
+        if seed == 0 and head == heads[0]:
+            _file_figures(scratch / "plots", root / "reports" / "figures" / f"{config}-{hardware}")
     return filed
+
+
+def _file_figures(plots: Path, figures: Path) -> None:
+    """The first seed's figures (confusion matrices, the cut, per-group bars) for the report."""
+    shutil.rmtree(figures, ignore_errors=True)
+    for png in plots.rglob("*.png"):
+        (figures / png.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(png, figures / png.parent.name / png.name)
 
 
 def write_report(root: Path) -> Path:

@@ -33,7 +33,8 @@ def main(stage: Stage) -> None:
     sides = np.asarray(result.sides)
     write_json(paths.CUT, {"classes": names, "sides": sides.tolist()})
     stage.save_plot(paths.PLOTS / "maxcut" / "cut.png", plot_cut(
-        weights, sides, names, f"max-cut of the val confusion graph: {result.cut:g} (bound {result.upper_bound:.4g})"))
+        weights, sides, names, f"max-cut of the val confusion graph: cut {result.cut:g}"
+        + ("" if result.sdp_bound is None else f", certified SDP bound {result.sdp_bound:.6g}")))
     summary = result.summary()
     stage.write_metrics({
         "n": len(names),
