@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from auxcut import AuxcutError
 import pandas as pd
 
+from auxcut import AuxcutError, paths
 from auxcut.io import save_figure, write_csv, write_json
 from auxcut.params import Params, load_params
 from auxcut.tracking import Tracker, project_root
@@ -45,7 +45,7 @@ class Stage:
     def write_metrics(self, metrics: dict[str, Any]) -> Path:
         """metrics/<stage>.json (with the stage's wall time), also logged to MLflow."""
         metrics = {**metrics, "seconds": round(time.perf_counter() - self.started, 3)}
-        path = Path("metrics") / f"{self.name}.json"
+        path = paths.METRICS / f"{self.name}.json"
         write_json(path, metrics)
         self.tracker.log_metrics(metrics)
         self.tracker.log_artifact(path, "metrics")
@@ -54,7 +54,7 @@ class Stage:
 
 def run_stage(name: str, body: Callable[[Stage], None]) -> None:
     """Run a stage body; a user-facing problem exits 2 with one line naming what and where."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation chatter, not the user's problem
     try:
         params = load_params("params.yaml")
         tracker = Tracker(name)
