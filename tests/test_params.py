@@ -20,27 +20,34 @@ def test_repository_params_are_valid():
     assert params.aux.width < params.base.width
 
 
-def test_unknown_key_is_named(tmp_path, params_dict):
-    params_dict["base"]["epoch"] = 3
-    with pytest.raises(AuxcutError, match=r"base\.epoch: unknown param"):
-        load_params(write(tmp_path, params_dict))
+def _unknown_key(p):
+    p["base"]["epoch"] = 3
 
 
-def test_wrong_type_names_key_and_value(tmp_path, params_dict):
-    params_dict["base"]["epochs"] = "ten"
-    with pytest.raises(AuxcutError, match=r"base\.epochs: .*'ten'"):
-        load_params(write(tmp_path, params_dict))
+def _wrong_type(p):
+    p["base"]["epochs"] = "ten"
 
 
-def test_missing_key(tmp_path, params_dict):
-    del params_dict["head"]["type"]
-    with pytest.raises(AuxcutError, match=r"head\.type: missing"):
-        load_params(write(tmp_path, params_dict))
+def _missing_key(p):
+    del p["head"]["type"]
 
 
-def test_bad_choice(tmp_path, params_dict):
-    params_dict["data"]["source"] = "cifar"
-    with pytest.raises(AuxcutError, match=r"data\.source"):
+def _bad_choice(p):
+    p["data"]["source"] = "cifar"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_unknown_key, r"base\.epoch: unknown param"),
+        (_wrong_type, r"base\.epochs: .*'ten'"),
+        (_missing_key, r"head\.type: missing"),
+        (_bad_choice, r"data\.source"),
+    ],
+)
+def test_bad_param_is_named(tmp_path, params_dict, change, message):
+    change(params_dict)
+    with pytest.raises(AuxcutError, match=message):
         load_params(write(tmp_path, params_dict))
 
 
