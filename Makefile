@@ -34,7 +34,7 @@ ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (Ctrl-C stops it)"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
-# The UTKFace study (reports/utkface.md): every configuration x seed x head; hours on a CPU.
+# The UTKFace study (reports/study-utkface.md): every configuration x seed x head; hours on a CPU.
 STUDY_ARGS ?= --configs utkface-15 utkface-30 --seeds 0 1 2 --hardware cpu
 study: $(STAMP)
 	python -m auxcut.study run $(STUDY_ARGS)

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from auxcut import AuxcutError, utkface
+from auxcut import AuxcutError, faces
 from auxcut.data import SPLITS, Dataset
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -88,7 +88,7 @@ def select_per_class(labels: np.ndarray, max_per_class: int, seed: int) -> np.nd
     return np.sort(np.concatenate(keep))
 
 
-def load_utkface(path: Path, scheme: utkface.ClassScheme, image_size: int, max_per_class: int = 0,
+def load_utkface(path: Path, scheme: faces.ClassScheme, image_size: int, max_per_class: int = 0,
                  seed: int = 0, workers: int = 2) -> Dataset:
     """UTKFace faces from a directory or the official UTKFace.tar.gz, read in place.
 
@@ -97,13 +97,13 @@ def load_utkface(path: Path, scheme: utkface.ClassScheme, image_size: int, max_p
     """
     rows, skipped = [], Counter()
     for name in _utkface_names(path):
-        labels = utkface.parse_name(Path(name).name)
+        labels = faces.parse_name(Path(name).name)
         if isinstance(labels, str):
             skipped[f"malformed name: {labels}"] += 1
             continue
-        rows.append({"member": name, "source": Path(name).name, "label": utkface.class_index(labels, scheme),
-                     "age": labels.age, "group_race": utkface.RACES[labels.race],
-                     "group_gender": utkface.GENDERS[labels.gender], "group_age": utkface.AGE_BUCKETS[labels.age_bucket]})
+        rows.append({"member": name, "source": Path(name).name, "label": faces.class_index(labels, scheme),
+                     "age": labels.age, "group_race": faces.RACES[labels.race],
+                     "group_gender": faces.GENDERS[labels.gender], "group_age": faces.AGE_BUCKETS[labels.age_bucket]})
     if not rows:
         raise AuxcutError(f"data.path: no UTKFace images (age_gender_race_datetime.jpg.chip.jpg) found in {path}")
     samples = pd.DataFrame(rows)
@@ -120,7 +120,7 @@ def load_utkface(path: Path, scheme: utkface.ClassScheme, image_size: int, max_p
         items = _utkface_contents(path, set(position))
         for _ in tqdm(pool.map(decode_into, items), total=len(position), desc="decode UTKFace", unit="img", mininterval=2):
             pass
-    return Dataset(images, samples.drop(columns="member"), utkface.class_names(scheme), dict(skipped))
+    return Dataset(images, samples.drop(columns="member"), faces.class_names(scheme), dict(skipped))
 
 
 def load_imagefolder(path: Path, groups_csv: Path | None, image_size: int) -> Dataset:
@@ -180,7 +180,7 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int,
     return split
 
 
-def prepare(source: str, path: Path | None, scheme: utkface.ClassScheme, groups_csv: Path | None,
+def prepare(source: str, path: Path | None, scheme: faces.ClassScheme, groups_csv: Path | None,
             image_size: int, fractions: dict[str, float], seed: int, max_per_class: int = 0) -> Dataset:
     """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits."""
     if source == "digits":

@@ -3,7 +3,7 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
 
     python -m auxcut.study flags utkface-15 cpu          # the `-S` overrides of a preset, for dvc exp run
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --hardware cpu
-    python -m auxcut.study report                        # reports/utkface.md and reports/utkface.json
+    python -m auxcut.study report                        # reports/study-utkface.md and reports/study-utkface.json
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=scratch, env=env, check=True)
-        out = root / "reports" / "runs" / f"{config}-{hardware}-s{seed}-{head}"
+        # Tracked names never start with "utkface": no path in the project may pass for the data set itself.
+        out = root / "reports" / "runs" / f"{hardware}-{config}-s{seed}-{head}"
         out.mkdir(parents=True, exist_ok=True)
         for file in (scratch / "metrics").glob("*.json"):
             shutil.copy2(file, out / file.name)
@@ -111,7 +112,7 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
                                                   "params": overrides}, indent=2) + "\n")
         filed.append(out)
         if seed == 0 and head == heads[0]:
-            _file_figures(scratch / "plots", root / "reports" / "figures" / f"{config}-{hardware}")
+            _file_figures(scratch / "plots", root / "reports" / "figures" / f"{hardware}-{config}")
     return filed
 
 
@@ -133,10 +134,10 @@ def write_report(root: Path) -> Path:
                "configuration, seed and head; each holds the pipeline's metrics files). Base, control head and stacked "
                "head are scored on the same held-out test split of each seed; the control head is the stacked head's "
                "twin fit on the base probabilities alone, so `aux gain = stacked - control` is what the aux model adds.")
-    (root / "reports" / "utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
-    (root / "reports" / "utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
+    (root / "reports" / "study-utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
+    (root / "reports" / "study-utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
                                                               indent=2) + "\n")
-    return root / "reports" / "utkface.md"
+    return root / "reports" / "study-utkface.md"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--hardware", choices=sorted(HARDWARE), default="cpu")
     r.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
-    sub.add_parser("report", help="write reports/utkface.md and reports/utkface.json from reports/runs/")
+    sub.add_parser("report", help="write reports/study-utkface.md and reports/study-utkface.json from reports/runs/")
     args = parser.parse_args(argv)
     root = project_root()
     try:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from auxcut import AuxcutError, data, sources, utkface
+from auxcut import AuxcutError, data, faces, sources
 from conftest import UTKFACE_ARCHIVE
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -54,38 +54,38 @@ def test_load_missing_says_run_prepare(tmp_path):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("26_1_2_20170116174525125.jpg.chip.jpg", utkface.FaceLabels(26, 1, 2)),
-        ("1_0_0_20161219140623097.jpg.chip.jpg", utkface.FaceLabels(1, 0, 0)),
-        ("116_1_4_20170120134921760.jpg.chip.jpg", utkface.FaceLabels(116, 1, 4)),
+        ("26_1_2_20170116174525125.jpg.chip.jpg", faces.FaceLabels(26, 1, 2)),
+        ("1_0_0_20161219140623097.jpg.chip.jpg", faces.FaceLabels(1, 0, 0)),
+        ("116_1_4_20170120134921760.jpg.chip.jpg", faces.FaceLabels(116, 1, 4)),
         ("39_1_20170116174525125.jpg.chip.jpg", "missing field"),
         ("55_0_0_20170116232725357jpg.chip.jpg", "bad format"),
-        ("24_0_1_20170116220224657 .jpg.chip.jpg", utkface.FaceLabels(24, 0, 1)),
+        ("24_0_1_20170116220224657 .jpg.chip.jpg", faces.FaceLabels(24, 0, 1)),
         ("30_0_7_20170116232725357.jpg.chip.jpg", "unknown race"),
         ("30_3_1_20170116232725357.jpg.chip.jpg", "unknown gender"),
     ],
 )
 def test_parse_name(name, expected):
-    assert utkface.parse_name(name) == expected
+    assert faces.parse_name(name) == expected
 
 
 def test_class_schemes_cover_all_combinations():
     for scheme, n in (("age_race", 15), ("age_race_gender", 30)):
-        names = utkface.class_names(scheme)
+        names = faces.class_names(scheme)
         assert len(names) == n == len(set(names))
         seen = set()
         for age in (10, 25, 26, 45, 46, 90):
             for race in range(5):
                 for gender in range(2):
-                    labels = utkface.FaceLabels(age, gender, race)
-                    k = utkface.class_index(labels, scheme)
+                    labels = faces.FaceLabels(age, gender, race)
+                    k = faces.class_index(labels, scheme)
                     name = names[k]
-                    assert name.startswith(utkface.AGE_BUCKETS[labels.age_bucket] + "/" + utkface.RACES[race])
+                    assert name.startswith(faces.AGE_BUCKETS[labels.age_bucket] + "/" + faces.RACES[race])
                     if scheme == "age_race_gender":
-                        assert name.endswith(utkface.GENDERS[gender])
+                        assert name.endswith(faces.GENDERS[gender])
                     seen.add(k)
         assert seen == set(range(n))
-    assert utkface.FaceLabels(25, 0, 0).age_bucket == 0 and utkface.FaceLabels(26, 0, 0).age_bucket == 1
-    assert utkface.FaceLabels(45, 0, 0).age_bucket == 1 and utkface.FaceLabels(46, 0, 0).age_bucket == 2
+    assert faces.FaceLabels(25, 0, 0).age_bucket == 0 and faces.FaceLabels(26, 0, 0).age_bucket == 1
+    assert faces.FaceLabels(45, 0, 0).age_bucket == 1 and faces.FaceLabels(46, 0, 0).age_bucket == 2
 
 
 def _jpeg(rng: np.random.Generator, size: int = 24) -> bytes:
@@ -122,7 +122,7 @@ def test_utkface_directory_and_archive_agree(utkface_fixture, tmp_path):
     order = from_tar.samples["source"].argsort().to_numpy()
     assert np.array_equal(from_dir.images, from_tar.images[order])
     assert set(from_dir.group_columns) == {"group_race", "group_gender", "group_age"}
-    assert from_dir.samples["group_race"].value_counts().to_dict() == {r: 36 for r in utkface.RACES}
+    assert from_dir.samples["group_race"].value_counts().to_dict() == {r: 36 for r in faces.RACES}
     summary = data.summary(from_dir)
     assert summary["skipped"] == 2 and summary["per_gender"] == {"female": 90, "male": 90}
 
@@ -195,7 +195,7 @@ def test_real_utkface_names():
         for member in tar:
             if not member.isfile() or not member.name.endswith(".jpg"):
                 continue
-            labels = utkface.parse_name(Path(member.name).name)
+            labels = faces.parse_name(Path(member.name).name)
             if isinstance(labels, str):
                 malformed.append(Path(member.name).name)
                 continue
