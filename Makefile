@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml say plain `python`: putting the venv first on PATH makes that the venv's.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test venv dag ui study report clean-venv
+.PHONY: run test venv dag ui serve study report clean-venv
 UI_PORT ?= 5000
+SERVE_PORT ?= 5001
 
 venv: $(STAMP)
 
@@ -33,6 +34,10 @@ dag: $(STAMP)
 ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (Ctrl-C stops it)"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+# The latest registered predictor (auxcut-<data.source>) on http://127.0.0.1:$(SERVE_PORT)/invocations.
+serve: $(STAMP)
+	python -m auxcut.serve --port $(SERVE_PORT)
 
 # The UTKFace study (reports/study-utkface.md): every configuration x seed x head; hours on a CPU.
 STUDY_ARGS ?= --configs utkface-15 utkface-30 --seeds 0 1 2 --hardware cpu

@@ -71,6 +71,7 @@ class FairnessParams(_Strict):
 
 class TrackingParams(_Strict):
     experiment: str = Field(min_length=1)
+    required: bool  # true: a stage fails when MLflow cannot be reached; false: it says so and carries on
 
 
 class Params(_Strict):

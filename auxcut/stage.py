@@ -57,7 +57,7 @@ def run_stage(name: str, body: Callable[[Stage], None]) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation chatter, not the user's problem
     try:
         params = load_params("params.yaml")
-        tracker = Tracker(name)
+        tracker = Tracker(name, params.tracking.required)
         with tracker.run(Path.cwd(), params.data.source, params.tracking.experiment):
             body(Stage(name, params, tracker))
     except AuxcutError as exc:

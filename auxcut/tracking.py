@@ -12,10 +12,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from auxcut import AuxcutError
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -81,16 +83,20 @@ def metric_name(key: str) -> str:
 
 
 class Tracker:
-    """The stage's MLflow run, or a no-op after the first failure to reach the store."""
+    """The stage's MLflow run, or a no-op after the first failure to reach the store
+    (unless tracking is required: then that failure fails the stage)."""
 
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
+    def __init__(self, stage: str, required: bool = False) -> None:
+        self.stage, self.required = stage, required
         self.mlflow: Any = None
         self._warned = False
 
     def _skip(self, exc: BaseException) -> None:
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        if self.required:
+            raise AuxcutError(f"MLflow tracking failed ({exc.__class__.__name__}: {first_line}) and params.yaml "
+                              "tracking.required is true") from None
         if not self._warned:
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
             print(f"auxcut {self.stage}: MLflow tracking skipped ({exc.__class__.__name__}: {first_line})", file=sys.stderr)
             self._warned = True
         self.mlflow = None
@@ -115,6 +121,15 @@ class Tracker:
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         if Path(path).exists():
             self._call("log_artifact", str(path), folder)
+
+    def log_model(self, log: Callable[[], Any]) -> None:
+        """Run a model-logging call (e.g. `auxcut.predictor.log_pyfunc`) in the stage's run, like any tracking call."""
+        if self.mlflow is None:
+            return
+        try:
+            log()
+        except Exception as exc:  # noqa: BLE001
+            self._skip(exc)
 
     @contextmanager
     def run(self, cwd: Path, dataset: str, experiment: str) -> Iterator["Tracker"]:

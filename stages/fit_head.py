@@ -1,4 +1,5 @@
-"""fit_head: the head on the stacked set, and the same head on base outputs alone (the control), fit on val."""
+"""fit_head: the head on the stacked set, and the same head on base outputs alone (the control), fit on val;
+the final predictor (base + aux + stacked head) is logged to MLflow and registered as auxcut-<data source>."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
 
-from auxcut import paths, stacking  # noqa: E402
+from auxcut import data, paths, predictor, stacking  # noqa: E402
 from auxcut.io import atomic_path, save_npy  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
 
@@ -35,6 +36,11 @@ def main(stage: Stage) -> None:
         stage.tracker.log_artifact(model_path, "model")
         metrics[name] = {"features": x.shape[1], "val_accuracy": float(accuracy_score(y[val], probs[val].argmax(1))),
                          "val_log_loss": float(log_loss(y[val], np.clip(probs[val], 1e-12, 1), labels=np.arange(n_classes)))}
+    # The final predictor (base + aux + stacked head) as one servable MLflow model, registered per data set.
+    ds = data.load(paths.PREPARED)
+    example = np.asarray(ds.images[ds.indices("test")[:2]])
+    stage.tracker.log_model(lambda: predictor.log_pyfunc(paths.BASE_MODEL, paths.AUX_MODEL, paths.STACKED_HEAD,
+                                                         ds.classes, example, f"auxcut-{p.data.source}"))
     stage.write_metrics(metrics)
 
 

@@ -47,6 +47,22 @@ def test_unreachable_store_is_reported_once_and_never_raises(tmp_path, monkeypat
     assert err.count("MLflow tracking skipped") == 1
 
 
+def test_unreachable_store_fails_the_stage_when_tracking_is_required(tmp_path, monkeypatch):
+    import socket
+
+    from auxcut import AuxcutError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    body_ran = False
+    with pytest.raises(AuxcutError, match="tracking.required is true"):
+        with Tracker("unit", required=True).run(tmp_path, "digits", "auxcut-test"):
+            body_ran = True
+    assert not body_ran  # failing before the work starts, not after an hour of training
+
+
 @pytest.mark.parametrize("bad", ["per_class.46+/Asian", "a,b", "é"])
 def test_metric_name_has_only_allowed_characters(bad):
     import re
