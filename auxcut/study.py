@@ -3,6 +3,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
 
     python -m auxcut.study flags utkface-15 cpu          # the `-S` overrides of a preset, for dvc exp run
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --hardware cpu
+    python -m auxcut.study run --configs utkface-15 --seeds 1 --heads logistic --lever aux-w5-e30 \
+        --set aux.width=5 --set aux.epochs=30 --set aux.patience=6   # a lever: its own row in the report
     python -m auxcut.study report                        # reports/study-utkface.md and reports/study-utkface.json
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,9 +90,23 @@ def _scratch_copy(root: Path, scratch: Path) -> None:
         subprocess.run(cmd, cwd=scratch, check=True, capture_output=True)
 
 
-def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str, ...]) -> list[Path]:
-    """Reproduce one (configuration, seed) and file the metrics of each head (the heads share the CNNs)."""
-    scratch = root / ".study" / f"{config}-{hardware}-s{seed}"
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` overrides from the command line, values read as YAML (so 5 is an int, true a bool)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise AuxcutError(f"--set: expected key=value (e.g. aux.width=5), got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str, ...], lever: str = "",
+            extra: dict[str, Any] | None = None) -> list[Path]:
+    """Reproduce one (configuration, seed) and file the metrics of each head (the heads share the CNNs).
+    A lever (a name and param overrides on top of the preset) is filed as a configuration of its own."""
+    suffix = f"-{lever}" if lever else ""
+    scratch = root / ".study" / f"{config}-{hardware}-s{seed}{suffix}"
     _scratch_copy(root, scratch)
     archive = Path(archive_path())
     # Stage commands say `python`: this interpreter's environment first on PATH makes it the one that runs them.
@@ -98,20 +115,20 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
            "AUXCUT_PIPELINE_RUN": f"{config}-{hardware}-s{seed}-{time.strftime('%Y%m%dT%H%M%S')}"}
     filed = []
     for head in heads:
-        overrides = preset(config, hardware, seed, head)
+        overrides = {**preset(config, hardware, seed, head), **(extra or {})}
         overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=scratch, env=env, check=True)
         # Tracked names never start with "utkface": no path in the project may pass for the data set itself.
-        out = root / "reports" / "runs" / f"{hardware}-{config}-s{seed}-{head}"
+        out = root / "reports" / "runs" / f"{hardware}-{config}-s{seed}-{head}{suffix}"
         out.mkdir(parents=True, exist_ok=True)
         for file in (scratch / "metrics").glob("*.json"):
             shutil.copy2(file, out / file.name)
-        (out / "run.json").write_text(json.dumps({"config": f"{config} ({hardware})", "seed": seed, "head": head,
+        (out / "run.json").write_text(json.dumps({"config": f"{config} ({hardware}{', lever ' + lever if lever else ''})", "seed": seed, "head": head,
                                                   "params": overrides}, indent=2) + "\n")
         filed.append(out)
-        if seed == 0 and head == heads[0]:
+        if seed == 0 and head == heads[0] and not lever:
             _file_figures(scratch / "plots", root / "reports" / "figures" / f"{hardware}-{config}")
     return filed
 
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--hardware", choices=sorted(HARDWARE), default="cpu")
     r.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
+    r.add_argument("--lever", default="", help="name of a lever run: filed as its own configuration")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="param override on top of the preset")
     sub.add_parser("report", help="write reports/study-utkface.md and reports/study-utkface.json from reports/runs/")
     args = parser.parse_args(argv)
     root = project_root()
@@ -159,9 +178,14 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(flags({k: v for k, v in preset(args.config, args.hardware).items()
                                   if k not in ("seed", "head.type")})))
         elif args.command == "run":
+            extra = parse_set(args.set)
+            if args.lever and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.lever):
+                raise AuxcutError(f"--lever: expected a name of letters, digits, '.', '_' or '-' (a folder name), got {args.lever!r}")
+            if extra and not args.lever:
+                raise AuxcutError("--set needs --lever NAME: a run with other params is not the preset's")
             for config in args.configs:
                 for seed in args.seeds:
-                    run_one(root, config, args.hardware, seed, tuple(args.heads))
+                    run_one(root, config, args.hardware, seed, tuple(args.heads), args.lever, extra)
             print(write_report(root))
         else:
             print(write_report(root))

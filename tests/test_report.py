@@ -60,3 +60,16 @@ def test_presets_are_valid_params(tmp_path):
         study.preset("cifar", "cpu")
     with pytest.raises(AuxcutError, match="not a param"):
         study.set_params(tmp_path / "utkface-15-cpu.yaml", {"base.depth": 3})
+
+
+def test_lever_overrides_are_parsed_as_yaml_and_bad_ones_named():
+    assert study.parse_set(["aux.width=5", "base.augment=false", "head.C=0.5"]) == {
+        "aux.width": 5, "base.augment": False, "head.C": 0.5}
+    with pytest.raises(AuxcutError, match="expected key=value"):
+        study.parse_set(["aux.width"])
+
+
+def test_a_lever_naming_no_param_is_refused(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    with pytest.raises(AuxcutError, match="aux.depth is not a param"):
+        study.set_params(tmp_path / "params.yaml", study.parse_set(["aux.depth=3"]))
