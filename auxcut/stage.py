@@ -14,13 +14,14 @@ import pandas as pd
 from auxcut import AuxcutError, paths
 from auxcut.io import save_figure, write_csv, write_json
 from auxcut.params import Params, load_params
-from auxcut.tracking import Tracker, project_root
+from auxcut.tracking import Tracker, is_main_process, project_root
 
 
 class Stage:
     def __init__(self, name: str, params: Params, tracker: Tracker) -> None:
         self.name, self.params, self.tracker = name, params, tracker
         self.started = time.perf_counter()
+        self.is_main = is_main_process()  # False in torchrun's other workers: they train, rank 0 writes the outputs
 
     def data_path(self, value: str) -> Path | None:
         """A data path param: absolute, or relative to the user's repository (also from DVC temp copies)."""

@@ -30,6 +30,11 @@ def project_root(start: Path | None = None) -> Path:
     return path
 
 
+def is_main_process() -> bool:
+    """False in torchrun's workers other than rank 0 (torchrun sets RANK in each): rank 0 alone tracks and writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else a SQLite store at an absolute path in the user's repository."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
@@ -133,6 +138,9 @@ class Tracker:
 
     @contextmanager
     def run(self, cwd: Path, dataset: str, experiment: str) -> Iterator["Tracker"]:
+        if not is_main_process():  # one MLflow run per stage, not one per torchrun process: here a no-op tracker
+            yield self
+            return
         # A remote store that does not answer must not stall the stage for minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -1,9 +1,11 @@
-"""Training and prediction for the CNNs: seeded, early-stopped on val, CUDA with mixed precision when present."""
+"""Training and prediction for the CNNs: seeded, early-stopped on val, CUDA with mixed precision when present,
+on several GPUs or nodes when started by torchrun."""
 
 from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,10 +13,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 from tqdm import tqdm
 
-from auxcut import AuxcutError
+from auxcut import AuxcutError, distributed
 from auxcut.io import atomic_path
 from auxcut.models import ConvNet, build
 
@@ -22,7 +25,8 @@ Task = Literal["multiclass", "binary"]
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """A GPU when there is one (under torchrun, this process's own), else the CPU."""
+    return distributed.cuda_device() if torch.cuda.is_available() else torch.device("cpu")
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -74,9 +78,27 @@ def channel_stats(images: np.ndarray, index: np.ndarray, max_samples: int = 4096
     return x.mean(axis=(0, 2, 3)), np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
 
 
-def _loader(data: ImageBatches, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+class ShardedBatches(Sampler[list[int]]):
+    """Every batch of `batches` cut into one contiguous part per process, this process taking its own: together the
+    processes train on exactly the batches, in the order, that one process would. (DistributedSampler would give
+    each process its own shuffle instead, and pad the epoch with repeated images.)"""
+
+    def __init__(self, batches: BatchSampler, world: distributed.World) -> None:
+        self.batches, self.world = batches, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            parts = np.array_split(np.asarray(batch), self.world.size)
+            if len(parts[-1]) == 0:
+                return  # a last batch smaller than the number of processes is left out: each process needs a part
+            yield parts[self.world.rank].tolist()
+
+
+def _loader(data: ImageBatches, batch_size: int, shuffle: bool, seed: int,
+            world: distributed.World = distributed.World()) -> DataLoader:
     sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(data)
-    return DataLoader(data, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+    batches = BatchSampler(sampler, batch_size, drop_last=False)
+    return DataLoader(data, sampler=batches if world.size == 1 else ShardedBatches(batches, world), batch_size=None)
 
 
 def _loss_fn(task: Task) -> nn.Module:
@@ -90,6 +112,21 @@ def _correct(logits: torch.Tensor, y: torch.Tensor, task: Task) -> int:
 
 def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _parallel(model: ConvNet, world: distributed.World, device: torch.device) -> nn.Module:
+    """What trains: the model itself in a lone process; under torchrun, DistributedDataParallel around it."""
+    if world.size == 1:
+        return model
+    if device.type == "cuda":
+        # SyncBatchNorm on GPUs: each process sees batch_size / N images of a batch (8 of 64 on 8 GPUs), and batch
+        # norm over so few is noisier than in the one-process run the params are set for; syncing normalises by the
+        # whole batch, for small collectives in every layer and step. PyTorch has it for GPUs only, so on CPUs (gloo)
+        # each process normalises by its own part. On a copy: fit returns a plain ConvNet either way.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(model))
+    # No broadcast of buffers before every step: rank 0's batch-norm running statistics are the ones kept, and fit
+    # hands them to every process before each evaluation.
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
 
 
 @dataclass
@@ -108,52 +145,74 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
         weight_decay: float, patience: int, seed: int, device: torch.device, desc: str,
         augment: bool = False) -> FitResult:
     """AdamW with cosine decay; keeps the weights of the epoch with the lowest val loss and stops
-    after `patience` epochs without improvement."""
-    seed_everything(seed, device)
-    model = model.to(device)
-    dtype = np.int64 if task == "multiclass" else np.float32
-    targets = targets.astype(dtype)
-    train = _loader(ImageBatches(images, targets, train_idx, mean, std, augment, seed), batch_size, True, seed)
-    val = _loader(ImageBatches(images, targets, val_idx, mean, std), batch_size, False, seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    loss_fn = _loss_fn(task)
-    best_loss, best_state, best_epoch, history = float("inf"), None, 0, []
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", mininterval=1.0)
-    for epoch in bar:
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        for x, y in train:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with _autocast(device):
-                logits = model(x)
-                loss = loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += _correct(logits, y, task)
-            total += len(y)
-        scheduler.step()
-        val_loss, val_acc = evaluate(model, val, task, device)
-        row = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
-               "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0]}
-        history.append(row)
-        if not np.isfinite(row["train_loss"]):
-            raise AuxcutError(f"{desc}: training diverged (loss {row['train_loss']}) at epoch {epoch}; lower the lr param")
-        if val_loss < best_loss:
-            best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                        val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}", best=best_epoch)
-        if epoch - best_epoch >= patience:
-            break
-    bar.close()
+    after `patience` epochs without improvement.
+
+    Under torchrun every process trains on its part of each batch (ShardedBatches), so `batch_size` stays the
+    global batch and the other params keep their meaning; DistributedDataParallel averages the gradients; the
+    train and val sums are added over the processes, so all see the same history and stop at the same epoch.
+    Every process returns the best model; rank 0 alone is meant to write it."""
+    processes = distributed.world().size
+    if batch_size < processes:
+        raise AuxcutError(f"{desc}: batch_size {batch_size} is smaller than the {processes} processes sharing each batch")
+    with distributed.process_group(device) as world:
+        # Rank 0 is seeded as a lone process is; the others draw dropout masks and augmentations of their own.
+        seed_everything(seed + world.rank, device)
+        model = model.to(device)
+        net = _parallel(model, world, device)
+        trained = net.module if world.size > 1 else net
+        dtype = np.int64 if task == "multiclass" else np.float32
+        targets = targets.astype(dtype)
+        train = _loader(ImageBatches(images, targets, train_idx, mean, std, augment, seed + world.rank),
+                        batch_size, True, seed, world)
+        val = _loader(ImageBatches(images, targets, np.array_split(val_idx, world.size)[world.rank], mean, std),
+                      batch_size, False, seed)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        loss_fn = _loss_fn(task)
+        best_loss, best_state, best_epoch, history = float("inf"), None, 0, []
+        # Progress on rank 0 only; there no disable= is passed, which would override TQDM_DISABLE.
+        bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", mininterval=1.0,
+                   **({} if world.is_main else {"disable": True}))
+        for epoch in bar:
+            net.train()
+            total, correct, loss_sum = 0, 0, 0.0
+            for step, (x, y) in enumerate(train):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with _autocast(device):
+                    logits = net(x)
+                    loss = loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)
+                # DDP averages the processes' gradients; weighting each by its share of the global batch makes that the
+                # gradient of the batch's mean loss also when the parts differ in size. Exactly 1 in a lone process.
+                share = len(y) * world.size / min(batch_size, len(train_idx) - step * batch_size)
+                optimizer.zero_grad(set_to_none=True)
+                (loss * share).backward()
+                optimizer.step()
+                loss_sum += float(loss.detach()) * len(y)
+                correct += _correct(logits, y, task)
+                total += len(y)
+            scheduler.step()
+            loss_sum, correct, total = distributed.sum_over_processes([loss_sum, correct, total], device)
+            distributed.broadcast_buffers(trained)
+            val_loss, val_acc = evaluate(trained, val, task, device)
+            row = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
+                   "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0]}
+            history.append(row)
+            if not np.isfinite(row["train_loss"]):
+                raise AuxcutError(f"{desc}: training diverged (loss {row['train_loss']}) at epoch {epoch}; lower the lr param")
+            if val_loss < best_loss:
+                best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(trained.state_dict())
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                            val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}", best=best_epoch)
+            if epoch - best_epoch >= patience:
+                break
+        bar.close()
     model.load_state_dict(best_state)
     return FitResult(model=model, best_epoch=best_epoch, history=history)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> tuple[float, float]:
+    """Mean loss and accuracy over the loader's images; under torchrun, over every process's loader together."""
     model.eval()
     loss_fn = _loss_fn(task)
     total, correct, loss_sum = 0, 0, 0.0
@@ -164,6 +223,7 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.dev
         loss_sum += float(loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)) * len(y)
         correct += _correct(logits, y, task)
         total += len(y)
+    loss_sum, correct, total = distributed.sum_over_processes([loss_sum, correct, total], device)
     return loss_sum / total, correct / total
 
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import AuxcutError, data, paths, training  # noqa: E402
+from auxcut import AuxcutError, data, distributed, paths, training  # noqa: E402
 from auxcut.io import save_npy  # noqa: E402
 from auxcut.models import ConvNet, build, count_parameters  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
@@ -37,6 +37,8 @@ def main(stage: Stage) -> None:
     result = training.fit(model, ds.images, targets, ds.indices("train"), ds.indices("val"), task="binary", mean=mean,
                           std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=training.pick_device(), desc="train_aux")
+    if not stage.is_main:
+        return  # under torchrun rank 0 alone predicts and writes every output
     probs = training.predict_proba(result.model, ds.images, mean, std, task="binary", batch_size=cfg.batch_size,
                                    device=training.pick_device())
     training.save_checkpoint(paths.AUX_MODEL, result.model, mean=mean.tolist(), std=std.tolist())
@@ -49,6 +51,7 @@ def main(stage: Stage) -> None:
         "parameters": aux_parameters,
         "base_parameters": base_parameters,
         "base_over_aux_parameters": ratio,
+        "processes": distributed.world().size,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "accuracy": {s: float(correct[ds.indices(s)].mean()) for s in data.SPLITS},
@@ -57,4 +60,5 @@ def main(stage: Stage) -> None:
 
 
 if __name__ == "__main__":
+    distributed.relaunch_under_torchrun(__file__)  # with AUXCUT_TORCHRUN set, e.g. by `dvc repro` on several GPUs
     run_stage("train_aux", main)

@@ -6,7 +6,7 @@ from pathlib import Path
 # Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut import data, paths, training  # noqa: E402
+from auxcut import data, distributed, paths, training  # noqa: E402
 from auxcut.io import save_npy  # noqa: E402
 from auxcut.models import ConvNet, count_parameters  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
@@ -25,6 +25,8 @@ def main(stage: Stage) -> None:
     result = training.fit(model, ds.images, labels, train_idx, val_idx, task="multiclass", mean=mean, std=std,
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=device, desc="train_base")
+    if not stage.is_main:
+        return  # under torchrun rank 0 alone predicts and writes every output
     probs = training.predict_proba(result.model, ds.images, mean, std, task="multiclass",
                                    batch_size=cfg.batch_size, device=device)
     training.save_checkpoint(paths.BASE_MODEL, result.model, mean=mean.tolist(), std=std.tolist(), classes=ds.classes)
@@ -35,6 +37,7 @@ def main(stage: Stage) -> None:
     stage.write_metrics({
         "parameters": count_parameters(result.model),
         "device": device.type,
+        "processes": distributed.world().size,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best["val_loss"],
@@ -43,4 +46,5 @@ def main(stage: Stage) -> None:
 
 
 if __name__ == "__main__":
+    distributed.relaunch_under_torchrun(__file__)  # with AUXCUT_TORCHRUN set, e.g. by `dvc repro` on several GPUs
     run_stage("train_base", main)
