@@ -30,9 +30,9 @@ test: $(STAMP)
 dag: $(STAMP)
 	dvc dag
 
+# `mlflow server` on <repo>/mlflow.db (or $$MLFLOW_TRACKING_URI), one worker, no job runner; prints the runs page's URL.
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (Ctrl-C stops it)"
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	@python -m auxcut.ui --port $(UI_PORT)
 
 # The UTKFace study (reports/study-utkface.md): every configuration x seed x head; hours on a CPU.
 STUDY_ARGS ?= --configs utkface-15 utkface-30 --seeds 0 1 2 --hardware cpu
