@@ -16,14 +16,7 @@ from pathlib import Path
 
 from auxcut import AuxcutError
 from auxcut.params import load_params
-from auxcut.tracking import project_root, tracking_uri
-
-
-def sqlite_path(uri: str) -> Path:
-    """The database file of a sqlite:/// store URI; any other store is not ours to serve."""
-    if not uri.startswith("sqlite:///"):
-        raise AuxcutError(f"MLFLOW_TRACKING_URI={uri}: make ui serves a local sqlite:/// store only (open a server URI directly)")
-    return Path(uri.removeprefix("sqlite:///"))
+from auxcut.tracking import project_root, sqlite_file, tracking_uri
 
 
 def experiment_id(database: Path, name: str) -> str | None:
@@ -66,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     root = project_root()
     try:
         store = tracking_uri(root)
-        database = sqlite_path(store)
+        database = sqlite_file(store)
+        if database is None:
+            raise AuxcutError(f"MLFLOW_TRACKING_URI={store}: make ui serves a local sqlite:/// store only (open a server URI directly)")
         experiment = load_params(root / "params.yaml").tracking.experiment
     except AuxcutError as exc:
         print(f"auxcut ui: error: {exc}", file=sys.stderr)
