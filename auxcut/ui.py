@@ -12,6 +12,7 @@ import argparse
 import os
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from auxcut import AuxcutError
@@ -25,7 +26,7 @@ def experiment_id(database: Path, name: str) -> str | None:
     if not database.is_file():
         return None
     try:
-        with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as connection:
+        with closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as connection:
             row = connection.execute("SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
                                      (name,)).fetchone()
     except sqlite3.Error:  # an empty or foreign file: the server will say what is wrong with it

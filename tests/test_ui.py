@@ -77,6 +77,16 @@ def save_screenshot(page, path: Path) -> None:
         shutil.copy2(path, folder / path.name)
 
 
+def test_url_falls_back_to_the_home_page_until_the_experiment_exists(tmp_path):
+    from auxcut.ui import experiment_id, runs_url
+
+    (tmp_path / "notes.db").write_text("not a database")
+    for database, name in ((tmp_path / "missing.db", "auxcut"), (tmp_path / "notes.db", "auxcut")):
+        assert experiment_id(database, name) is None
+        assert runs_url("127.0.0.1", 5000, experiment_id(database, name)) == "http://127.0.0.1:5000/"
+    assert not (tmp_path / "missing.db").exists()  # looking must not create a store
+
+
 def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)")
@@ -112,4 +122,3 @@ def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
     finally:
         stop(server)
     assert shown == pytest.approx(fairness.data.metrics[METRIC], abs=1e-9)
-    assert 0 < shown <= 1
