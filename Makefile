@@ -31,9 +31,9 @@ test: $(STAMP)
 dag: $(STAMP)
 	dvc dag
 
+# `mlflow server` on <repo>/mlflow.db (or $$MLFLOW_TRACKING_URI), one worker, no job runner; prints the runs page's URL.
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (Ctrl-C stops it)"
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	@python -m auxcut.ui --port $(UI_PORT)
 
 # The latest registered predictor (auxcut-<data.source>) on http://127.0.0.1:$(SERVE_PORT)/invocations.
 serve: $(STAMP)

@@ -40,6 +40,28 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:/// store URI (relative paths are relative to the working directory)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold a lock beside a SQLite store across processes. MLflow creates and migrates a fresh
+    database on first use without one, so the first stages of two queued experiments starting
+    together both migrate it and one of them loses its tracking ('table runs already exists');
+    the same check-then-create holds for the experiment and the parent run."""
+    database = sqlite_file(uri)
+    if database is None:  # a server or a client-server database serialises its own writes
+        yield
+        return
+    from filelock import FileLock
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock", timeout=120):
+        yield
+
+
 def git_commit(cwd: Path) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -78,7 +100,7 @@ def _experiment_id(mlflow: Any, name: str, root: Path) -> str:
         return found.experiment_id
     try:
         return mlflow.create_experiment(name, artifact_location=(root / "mlartifacts").as_uri())
-    except Exception:  # noqa: BLE001 - created meanwhile by a concurrent stage
+    except Exception:  # noqa: BLE001 - created meanwhile by another client of the store (stages take store_lock)
         return mlflow.get_experiment_by_name(name).experiment_id
 
 
@@ -152,18 +174,20 @@ class Tracker:
                 logging.getLogger(name).setLevel(logging.WARNING)
 
             root = project_root(cwd)
-            mlflow.set_tracking_uri(tracking_uri(root))
-            experiment_id = _experiment_id(mlflow, experiment, root)
+            uri = tracking_uri(root)
+            mlflow.set_tracking_uri(uri)
             commit = git_commit(cwd)
             key = pipeline_key(cwd, commit)
             tags = {"auxcut.pipeline": key, "mlflow.source.git.commit": commit, "auxcut.dataset": dataset}
             if os.environ.get("DVC_EXP_NAME"):
                 tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
-            client = MlflowClient()
-            found = client.search_runs([experiment_id], f"tags.`auxcut.pipeline` = '{key}' and tags.`auxcut.kind` = 'pipeline'",
-                                       max_results=1)
-            parent = found[0].info.run_id if found else client.create_run(
-                experiment_id, run_name=f"pipeline {key}", tags={**tags, "auxcut.kind": "pipeline"}).info.run_id
+            with store_lock(uri):  # the first touch of the store may create it; then get-or-create twice
+                experiment_id = _experiment_id(mlflow, experiment, root)
+                client = MlflowClient()
+                found = client.search_runs([experiment_id], f"tags.`auxcut.pipeline` = '{key}' and tags.`auxcut.kind` = 'pipeline'",
+                                           max_results=1)
+                parent = found[0].info.run_id if found else client.create_run(
+                    experiment_id, run_name=f"pipeline {key}", tags={**tags, "auxcut.kind": "pipeline"}).info.run_id
             mlflow.start_run(experiment_id=experiment_id, run_name=self.stage, parent_run_id=parent,
                              tags={**tags, "auxcut.kind": "stage", "auxcut.stage": self.stage})
             self.mlflow, self._client, self._parent = mlflow, client, parent

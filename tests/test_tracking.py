@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,38 @@ def test_metric_name_has_only_allowed_characters(bad):
     import re
 
     assert re.fullmatch(r"[A-Za-z0-9_\-. :/]+", metric_name(bad))
+
+
+# A stage that says it is ready once MLflow is imported, then waits for the start file, so that
+# all of them reach the fresh store at the same moment, as the first stages of queued experiments do.
+RACER = """
+import sys, time
+from pathlib import Path
+import mlflow, mlflow.store.tracking.sqlalchemy_store
+from auxcut.tracking import Tracker
+folder = Path(sys.argv[1])
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "start").exists():
+    time.sleep(0.01)
+tracker = Tracker("prepare")
+with tracker.run(folder, "digits", "auxcut-test"):
+    tracker.log_metrics({"x": 1.0})
+"""
+
+
+def test_stages_starting_together_on_a_fresh_store_are_all_tracked(tmp_path):
+    from mlflow import MlflowClient
+
+    uri, names = f"sqlite:///{tmp_path / 'mlflow.db'}", [f"e{i}" for i in range(4)]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), name], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "MLFLOW_TRACKING_URI": uri, "DVC_EXP_NAME": name}) for name in names]
+    while len(list(tmp_path.glob("ready-*"))) < len(names) and all(r.poll() is None for r in racers):
+        time.sleep(0.05)
+    (tmp_path / "start").touch()
+    errors = [racer.communicate(timeout=300)[1] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * len(names), errors
+    assert not any("tracking skipped" in err for err in errors), errors
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("auxcut-test").experiment_id], "tags.`auxcut.kind` = 'stage'")
+    assert sorted(r.data.tags["dvc.experiment"] for r in runs) == names
+    assert all(r.info.status == "FINISHED" and r.data.metrics == {"x": 1.0} for r in runs)
