@@ -34,7 +34,7 @@ class SplitParams(_Strict):
 
 class DataParams(_Strict):
     source: Literal["digits", "utkface", "imagefolder"]
-    path: str
+    path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
     classes: Literal["age_race", "age_race_gender"]
     groups_csv: str
     image_size: int = Field(ge=4, le=1024)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "data" / "digits.csv.gz"  # the default data set (scikit-learn's digits)
 UTKFACE_ARCHIVE = Path(os.environ.get("AUXCUT_UTKFACE", REPO.parent / "shared" / "datasets" / "utkface" / "UTKFace.tar.gz"))
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are for people, not test logs

@@ -36,6 +36,10 @@ def _bad_choice(p):
     p["data"]["source"] = "cifar"
 
 
+def _empty_data_path(p):
+    p["data"]["path"] = ""
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -43,6 +47,7 @@ def _bad_choice(p):
         (_wrong_type, r"base\.epochs: .*'ten'"),
         (_missing_key, r"head\.type: missing"),
         (_bad_choice, r"data\.source"),
+        (_empty_data_path, r"data\.path: string should have at least 1 character"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):
