@@ -47,6 +47,18 @@ def ran_stages(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
+def cached_stages(output: str) -> list[str]:
+    """Stages `dvc repro` restored from the run-cache instead of running them."""
+    return re.findall(r"Stage '(\w+)' is cached - skipping run", output)
+
+
+def repro(repo: Path, env: dict[str, str], *args: str) -> str:
+    """`dvc repro` in the copy, which must succeed; its output."""
+    result = run(["dvc", "repro", *args], repo, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def set_params(repo: Path, **changes: object) -> None:
     """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
     path = repo / "params.yaml"
@@ -62,6 +74,28 @@ def set_params(repo: Path, **changes: object) -> None:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+METHOD = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def outs(stage: dict) -> list[str]:
+    return [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
+
+
+def out_digests(repo: Path) -> dict[str, str]:
+    """A digest of every stage output in the copy (files, and folders file by file)."""
+    digests = {}
+    for stage in dvc_stages().values():
+        for out in outs(stage):
+            path = repo / out
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            digests[out] = "".join(f"{f.relative_to(repo)}:{digest(f)};" for f in files)
+    return digests
 
 
 def copy_repository(repo: Path, **params: object) -> dict[str, str]:
@@ -88,7 +122,7 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`
-    (shared by the pipeline and report tests; the pipeline tests leave it reproduced and consistent)."""
+    (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent)."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
     env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
     result = run(["dvc", "repro"], repo, env)
