@@ -73,6 +73,14 @@ class TrackingParams(_Strict):
     experiment: str = Field(min_length=1)
 
 
+class ValidateParams(_Strict):
+    """Lower bounds that `make validate` (auxcut.validate) checks on the metrics; no stage reads them."""
+
+    head_min_gain_over_base: float = Field(ge=-1, le=1)
+    cut_over_bound_min: float = Field(ge=0, le=1)
+    aux_over_majority_min: float = Field(ge=-1, le=1)
+
+
 class Params(_Strict):
     seed: int
     data: DataParams
@@ -82,6 +90,7 @@ class Params(_Strict):
     head: HeadParams
     fairness: FairnessParams
     tracking: TrackingParams
+    gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate
 
 
 def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
@@ -89,7 +98,8 @@ def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
     if not isinstance(raw, dict):
         return raw
     out = dict(raw)
-    for name, field in schema.model_fields.items():
+    for field_name, field in schema.model_fields.items():
+        name = field.alias or field_name  # params.yaml spells a field by its alias where it has one
         if name not in out:
             continue
         ann = field.annotation
