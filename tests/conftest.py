@@ -59,6 +59,13 @@ def repro(repo: Path, env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def without_timings(value: object) -> object:
+    """A metrics tree less its wall times (`seconds`, `solve_seconds`), the only fields that vary between runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k != "seconds" and not k.endswith("_seconds")}
+    return value
+
+
 def set_params(repo: Path, **changes: object) -> None:
     """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
     path = repo / "params.yaml"
@@ -119,12 +126,18 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
     return env
 
 
+# The params of every end-to-end run on digits: tiny epochs, few bootstrap resamples.
+TINY = {"base__epochs": 3, "aux__epochs": 3, "fairness__bootstrap": 200}
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`
-    (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent)."""
+    (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent).
+    The first run's metrics are also kept beside the copy, in first-metrics/, for comparisons."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
+    env = copy_repository(repo, **TINY)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shutil.copytree(repo / "metrics", repo.parent / "first-metrics")
     return repo, env, result.stdout
