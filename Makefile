@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml say plain `python`: putting the venv first on PATH makes that the venv's.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test venv dag ui serve study report clean-venv
+.PHONY: run test validate venv dag ui serve study report clean-venv
 UI_PORT ?= 5000
 SERVE_PORT ?= 5001
 
@@ -27,6 +27,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+# Reproduce whatever is stale, then the metrics against the committed ones and the quality gates of
+# params.yaml `validate:`; fails (exit 1) when a gate does.
+validate: $(STAMP)
+	AUXCUT_PIPELINE_RUN=validate-$$(date -u +%Y%m%dT%H%M%SZ) dvc repro
+	python -m auxcut.validate
 
 dag: $(STAMP)
 	dvc dag

@@ -34,7 +34,7 @@ class SplitParams(_Strict):
 
 class DataParams(_Strict):
     source: Literal["digits", "utkface", "imagefolder"]
-    path: str
+    path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
     classes: Literal["age_race", "age_race_gender"]
     groups_csv: str
     image_size: int = Field(ge=4, le=1024)
@@ -74,6 +74,14 @@ class TrackingParams(_Strict):
     required: bool  # true: a stage fails when MLflow cannot be reached; false: it says so and carries on
 
 
+class ValidateParams(_Strict):
+    """Lower bounds that `make validate` (auxcut.validate) checks on the metrics; no stage reads them."""
+
+    head_min_gain_over_base: float = Field(ge=-1, le=1)
+    cut_over_bound_min: float = Field(ge=0, le=1)
+    aux_over_majority_min: float = Field(ge=-1, le=1)
+
+
 class Params(_Strict):
     seed: int
     data: DataParams
@@ -83,6 +91,7 @@ class Params(_Strict):
     head: HeadParams
     fairness: FairnessParams
     tracking: TrackingParams
+    gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate
 
 
 def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
@@ -90,7 +99,8 @@ def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
     if not isinstance(raw, dict):
         return raw
     out = dict(raw)
-    for name, field in schema.model_fields.items():
+    for field_name, field in schema.model_fields.items():
+        name = field.alias or field_name  # params.yaml spells a field by its alias where it has one
         if name not in out:
             continue
         ann = field.annotation

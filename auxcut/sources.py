@@ -35,16 +35,23 @@ def decode_image(data: bytes | Path, size: int, channels: int, where: str) -> np
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def load_digits(image_size: int) -> Dataset:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes); the group is the digit."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    bunch = sk_digits()
-    images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]  # pixel values are 0..16
+def load_digits(path: Path, image_size: int) -> Dataset:
+    """Handwritten 8x8 digits in scikit-learn's digits.csv.gz layout: per row 64 pixel values 0..16, then
+    the digit. The repository keeps scikit-learn's copy (1,797 images) at data/digits.csv.gz, so that the
+    default data is a file DVC tracks like any other data set. The group is the digit."""
+    try:
+        table = np.loadtxt(path, delimiter=",", ndmin=2)
+    except (OSError, ValueError, EOFError) as exc:
+        raise AuxcutError(f"data.path: {path} is not a readable digits CSV ({exc.__class__.__name__}: {exc})") from None
+    pixels, labels = table[:, :-1], table[:, -1]
+    if table.shape[1] != 65 or not np.isin(pixels, np.arange(17)).all() or not np.isin(labels, np.arange(10)).all():
+        raise AuxcutError(f"data.path: {path} is not a digits CSV (expected rows of 64 pixel values 0-16 and a digit 0-9, "
+                          f"got {table.shape[1]} columns)")
+    images = (pixels.reshape(-1, 1, 8, 8) * (255.0 / 16.0)).round().astype(np.uint8)
     if image_size != images.shape[-1]:
         images = np.stack([resize_gray(img[0], image_size)[None] for img in images])
-    classes = [str(c) for c in bunch.target_names]
-    labels = bunch.target.astype(np.int64)
+    classes = [str(d) for d in range(10)]
+    labels = labels.astype(np.int64)
     samples = pd.DataFrame({"source": [f"digits[{i}]" for i in range(len(labels))], "label": labels})
     samples["group_digit"] = [classes[y] for y in labels]
     return Dataset(images=images, samples=samples, classes=classes)
@@ -183,15 +190,15 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int,
 def prepare(source: str, path: Path | None, scheme: faces.ClassScheme, groups_csv: Path | None,
             image_size: int, fractions: dict[str, float], seed: int, max_per_class: int = 0) -> Dataset:
     """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits."""
+    if path is None or not path.exists():
+        wanted = "a digits CSV" if source == "digits" else "a directory or archive"
+        raise AuxcutError(f"data.path: {path or '(empty)'} does not exist (data.source={source} needs {wanted})")
     if source == "digits":
-        data = _subsample(load_digits(image_size), max_per_class, seed)
+        data = _subsample(load_digits(path, image_size), max_per_class, seed)
+    elif source == "utkface":  # subsampled before decoding: the archive is large
+        data = load_utkface(path, scheme, image_size, max_per_class, seed)
     else:
-        if path is None or not path.exists():
-            raise AuxcutError(f"data.path: {path or '(empty)'} does not exist (data.source={source} needs a directory or archive)")
-        if source == "utkface":  # subsampled before decoding: the archive is large
-            data = load_utkface(path, scheme, image_size, max_per_class, seed)
-        else:
-            data = _subsample(load_imagefolder(path, groups_csv, image_size), max_per_class, seed)
+        data = _subsample(load_imagefolder(path, groups_csv, image_size), max_per_class, seed)
     data.samples["label"] = data.samples["label"].astype(np.int64)
     data.samples["class_name"] = [data.classes[y] for y in data.samples["label"]]
     data.samples["split"] = stratified_split(data.samples["label"].to_numpy(), fractions, seed, data.classes)

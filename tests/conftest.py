@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "data" / "digits.csv.gz"  # the default data set (scikit-learn's digits)
 UTKFACE_ARCHIVE = Path(os.environ.get("AUXCUT_UTKFACE", REPO.parent / "shared" / "datasets" / "utkface" / "UTKFace.tar.gz"))
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are for people, not test logs
@@ -46,6 +47,25 @@ def ran_stages(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
+def cached_stages(output: str) -> list[str]:
+    """Stages `dvc repro` restored from the run-cache instead of running them."""
+    return re.findall(r"Stage '(\w+)' is cached - skipping run", output)
+
+
+def repro(repo: Path, env: dict[str, str], *args: str) -> str:
+    """`dvc repro` in the copy, which must succeed; its output."""
+    result = run(["dvc", "repro", *args], repo, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def without_timings(value: object) -> object:
+    """A metrics tree less its wall times (`seconds`, `solve_seconds`), the only fields that vary between runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k != "seconds" and not k.endswith("_seconds")}
+    return value
+
+
 def set_params(repo: Path, **changes: object) -> None:
     """Set dotted params (e.g. aux__lr=0.01 for aux.lr) in the copy's params.yaml."""
     path = repo / "params.yaml"
@@ -61,6 +81,28 @@ def set_params(repo: Path, **changes: object) -> None:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+METHOD = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def outs(stage: dict) -> list[str]:
+    return [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
+
+
+def out_digests(repo: Path) -> dict[str, str]:
+    """A digest of every stage output in the copy (files, and folders file by file)."""
+    digests = {}
+    for stage in dvc_stages().values():
+        for out in outs(stage):
+            path = repo / out
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            digests[out] = "".join(f"{f.relative_to(repo)}:{digest(f)};" for f in files)
+    return digests
 
 
 def copy_repository(repo: Path, **params: object) -> dict[str, str]:
@@ -84,12 +126,18 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
     return env
 
 
+# The params of every end-to-end run on digits: tiny epochs, few bootstrap resamples.
+TINY = {"base__epochs": 3, "aux__epochs": 3, "fairness__bootstrap": 200}
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`
-    (shared by the pipeline and report tests; the pipeline tests leave it reproduced and consistent)."""
+    (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent).
+    The first run's metrics are also kept beside the copy, in first-metrics/, for comparisons."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    env = copy_repository(repo, base__epochs=3, aux__epochs=3, fairness__bootstrap=200)
+    env = copy_repository(repo, **TINY)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shutil.copytree(repo / "metrics", repo.parent / "first-metrics")
     return repo, env, result.stdout

@@ -10,33 +10,52 @@ import pytest
 from PIL import Image
 
 from auxcut import AuxcutError, data, faces, sources
-from conftest import UTKFACE_ARCHIVE
+from conftest import DIGITS, UTKFACE_ARCHIVE
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
 def test_digits_prepare_is_stratified_and_seeded():
-    ds = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    ds = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0)
     assert ds.images.shape == (1797, 1, 8, 8) and ds.images.dtype == np.uint8
     assert ds.images.max() == 255
     counts = ds.samples["split"].value_counts()
     assert abs(counts["train"] - 0.6 * 1797) <= 2 and abs(counts["test"] - 0.2 * 1797) <= 2
     shares = pd.crosstab(ds.samples["label"], ds.samples["split"], normalize="index")
     assert (shares["val"] - 0.2).abs().max() < 0.03  # every class in about the same proportion
-    again = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
-    other = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=1)
+    again = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0)
+    other = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=1)
     assert (again.samples["split"] == ds.samples["split"]).all()
     assert (other.samples["split"] != ds.samples["split"]).any()
     assert ds.group_columns == ["group_digit"]
 
 
+def test_repository_digits_are_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    ds = sources.load_digits(DIGITS, 8)
+    bunch = load_digits()
+    assert np.array_equal(ds.images[:, 0], (bunch.images * (255.0 / 16.0)).round().astype(np.uint8))
+    assert np.array_equal(ds.samples["label"], bunch.target)
+
+
+def test_bad_digits_csv_is_one_line(tmp_path):
+    bad = tmp_path / "digits.csv"
+    bad.write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(AuxcutError, match=r"data\.path: .*digits.csv is not a digits CSV .*got 3 columns") as info:
+        sources.prepare("digits", bad, "age_race", None, 8, SPLIT, seed=0)
+    assert "\n" not in str(info.value)
+    with pytest.raises(AuxcutError, match=r"data\.path: .*nowhere.csv does not exist \(data.source=digits needs a digits CSV\)"):
+        sources.prepare("digits", tmp_path / "nowhere.csv", "age_race", None, 8, SPLIT, seed=0)
+
+
 def test_digits_resize():
-    ds = sources.prepare("digits", None, "age_race", None, 16, SPLIT, seed=0)
+    ds = sources.prepare("digits", DIGITS, "age_race", None, 16, SPLIT, seed=0)
     assert ds.images.shape[1:] == (1, 16, 16)
 
 
 def test_save_load_roundtrip(tmp_path):
-    ds = sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    ds = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0)
     data.save(ds, tmp_path / "prepared")
     back = data.load(tmp_path / "prepared")
     assert np.array_equal(np.asarray(back.images), ds.images)

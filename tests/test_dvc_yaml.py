@@ -89,6 +89,12 @@ def test_every_param_a_stage_reads_is_declared():
                 assert any(d == section or d.startswith(section + ".") for d in declared), f"{name} reads {section}"
 
 
+def test_prepare_depends_on_the_data_set():
+    # data.path is interpolated, so whatever data set params.yaml names is hashed by DVC: changing its
+    # contents (not only the param) makes prepare, and so everything after it, stale.
+    assert "${data.path}" in dvc_stages()["prepare"]["deps"]
+
+
 def test_outputs_match_the_package_paths():
     outs = {o if isinstance(o, str) else next(iter(o)) for s in dvc_stages().values() for o in s.get("outs", [])}
     expected = {str(getattr(paths, name)) for name in dir(paths) if name.isupper() and name not in {"METRICS", "PLOTS"}}

@@ -18,6 +18,7 @@ def test_repository_params_are_valid():
     params = load_params(REPO / "params.yaml")
     assert params.data.source == "digits"
     assert params.aux.width < params.base.width
+    assert params.gates.cut_over_bound_min == 0.878  # params.yaml `validate:`, by its alias
 
 
 def _unknown_key(p):
@@ -36,6 +37,14 @@ def _bad_choice(p):
     p["data"]["source"] = "cifar"
 
 
+def _empty_data_path(p):
+    p["data"]["path"] = ""
+
+
+def _gate_out_of_range(p):
+    p["validate"]["cut_over_bound_min"] = 1.5
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -43,6 +52,8 @@ def _bad_choice(p):
         (_wrong_type, r"base\.epochs: .*'ten'"),
         (_missing_key, r"head\.type: missing"),
         (_bad_choice, r"data\.source"),
+        (_empty_data_path, r"data\.path: string should have at least 1 character"),
+        (_gate_out_of_range, r"validate\.cut_over_bound_min: input should be less than or equal to 1 \(got 1\.5\)"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):
@@ -60,8 +71,9 @@ def test_split_must_sum_to_one(tmp_path, params_dict):
 def test_floats_accept_ints_and_exponent_strings(tmp_path, params_dict):
     params_dict["base"]["lr"] = "1e-3"  # YAML 1.1 reads 1e-3 as a string
     params_dict["head"]["C"] = 2
+    params_dict["validate"]["cut_over_bound_min"] = 1
     params = load_params(write(tmp_path, params_dict))
-    assert params.base.lr == pytest.approx(1e-3) and params.head.C == 2.0
+    assert params.base.lr == pytest.approx(1e-3) and params.head.C == 2.0 and params.gates.cut_over_bound_min == 1.0
 
 
 def test_error_is_one_line_and_names_file(tmp_path, params_dict):

@@ -6,13 +6,14 @@ import torch
 
 from auxcut import AuxcutError, sources, training
 from auxcut.models import ConvNet, build, count_parameters
+from conftest import DIGITS
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return sources.prepare("digits", None, "age_race", None, 8, SPLIT, seed=0)
+    return sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0)
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 64, 64), (3, 200, 200)])
