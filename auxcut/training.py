@@ -4,6 +4,7 @@ on several GPUs or nodes when started by torchrun."""
 from __future__ import annotations
 
 import copy
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,8 +245,12 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: n
 
 def save_checkpoint(path: Path, model: ConvNet, **extra: Any) -> None:
     state = {"arch": model.arch, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **extra}
+    # Saved through a buffer: torch names the records inside the zip after the file, and the temporary file's
+    # random name would make identical weights hash differently to DVC (and re-run the stages that read them).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> tuple[ConvNet, dict[str, Any]]:

@@ -96,6 +96,14 @@ def test_checkpoint_roundtrip(tmp_path, digits):
         training.load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    # DVC hashes checkpoints: identical weights must not look changed and re-run the stages that read them.
+    model = ConvNet((1, 8, 8), 10, 8)
+    for name in ("a.pt", "b.pt"):
+        training.save_checkpoint(tmp_path / name, model, mean=[0.5], std=[0.2])
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
 def test_flip_and_shift_keeps_shape_content_and_is_seeded():
     x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
     a = training.flip_and_shift(x, torch.Generator().manual_seed(0))
