@@ -13,17 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
+from auxcut import AuxcutError
+from auxcut.params import load_params
 from auxcut.tracking import project_root, tracking_uri
 
 
 def default_model(root: Path) -> str:
     """The name fit_head registers for the data set in params.yaml: auxcut-<data.source>."""
-    try:
-        return f"auxcut-{yaml.safe_load((root / 'params.yaml').read_text())['data']['source']}"
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return "auxcut-digits"
+    return f"auxcut-{load_params(root / 'params.yaml').data.source}"
 
 
 def serve_command(model: str, port: int) -> list[str]:
@@ -36,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     root = project_root()
     parser = argparse.ArgumentParser(prog="python -m auxcut.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=5001)
-    parser.add_argument("--model", default=default_model(root), help="registered model name (default: %(default)s)")
+    parser.add_argument("--model", help="registered model name (default: auxcut-<data.source> of params.yaml)")
     args = parser.parse_args(argv)
+    try:
+        args.model = args.model or default_model(root)
+    except AuxcutError as exc:  # a broken params.yaml must not silently serve another data set's model
+        print(f"auxcut serve: error: {exc}", file=sys.stderr)
+        return 2
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(root)
     from mlflow import MlflowClient
 

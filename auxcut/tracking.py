@@ -31,7 +31,9 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def is_main_process() -> bool:
-    """False in torchrun's workers other than rank 0 (torchrun sets RANK in each): rank 0 alone tracks and writes."""
+    """False in torchrun's workers other than rank 0 (torchrun sets RANK in each): rank 0 alone tracks and writes.
+    The same answer as `auxcut.distributed.world().is_main`, read here without importing torch, which the
+    stages that never train (and this plumbing) should not pay for at start-up."""
     return int(os.environ.get("RANK", "0")) == 0
 
 
