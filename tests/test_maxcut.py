@@ -28,11 +28,13 @@ from auxcut.maxcut import (
     lowrank_sdp,
     read_graph,
     solve,
+    tabu_search,
     total_weight,
 )
 from auxcut.maxcut.cli import main
 from auxcut.maxcut.exact import MAX_EXACT_N
 from auxcut.maxcut.rounding import round_and_polish
+from auxcut.maxcut.tabu import default_iterations
 
 REPO = Path(__file__).resolve().parents[1]
 GW_ALPHA = 0.878  # Goemans-Williamson: the rounded cut is at least this fraction of the SDP value
@@ -451,6 +453,205 @@ def test_round_and_polish_returns_a_local_optimum_with_its_value(seed):
     assert sparse_value == pytest.approx(value, abs=1e-9)
 
 
+# --------------------------------------------------------------------------- tabu_search
+
+
+def trap_path() -> tuple[np.ndarray, np.ndarray]:
+    """A weighted path and a cut of it that no single flip improves, 2 short of the optimum.
+
+    The path c - a - u - v - b - d (nodes 4, 2, 0, 1, 3, 5) has weights 2, 1, 2, 1, 2. The trap puts
+    u, a, d on side 0 and v, b, c on side 1: it cuts the three weight-2 edges (6) and leaves a-u and
+    v-b uncut. Flipping any one node loses (u: -2 + 1, a: +1 - 2, c: -2, ...), so one-flip local
+    search stays; flipping u and v together gains 2. A path is bipartite: the max cut takes all 8.
+    """
+    w = np.zeros((6, 6))
+    for i, j, weight in [(4, 2, 2.0), (2, 0, 1.0), (0, 1, 2.0), (1, 3, 1.0), (3, 5, 2.0)]:
+        w[i, j] = w[j, i] = weight
+    return w, np.array([0, 1, 0, 1, 1, 0])
+
+
+def test_trap_is_a_local_optimum_that_local_search_cannot_leave():
+    w, trap = trap_path()
+    assert loop_cut(w, trap) == 6.0
+    assert brute_force(w) == 8.0
+    assert_local_optimum(w, trap)
+    np.testing.assert_array_equal(local_search(w, trap), trap)
+
+
+@pytest.mark.parametrize("to_input", [np.asarray, sp.csr_matrix], ids=["dense", "sparse"])
+def test_tabu_escapes_the_local_optimum_local_search_is_stuck_in(to_input):
+    w, trap = trap_path()
+    sides, value = tabu_search(check_weights(to_input(w)), trap, seconds=10.0, max_iterations=50, seed=0)
+    assert value == 8.0
+    assert loop_cut(w, sides) == 8.0
+
+
+def test_tabu_aspiration_takes_a_tabu_move_to_a_new_best():
+    """A regression found by search: from this local optimum (cut 103), the walk flips node 8 (102),
+    then 11 (100) and 7 (105, a new best); flipping node 8 back, still tabu, now gives 106 > 105, so
+    aspiration allows it, and three more flips reach the optimum 117. Without aspiration the move
+    stays forbidden and the search, stopped after 3 flips without a new best, ends at 112."""
+    w = random_graph(15, seed=5059, density=0.6, integer=True)
+    start = local_search(w, np.random.default_rng(59).integers(0, 2, size=15))
+    assert cut_value(w, start) == 103.0
+    assert_local_optimum(w, start)
+    sides, value = tabu_search(w, start, seconds=10.0, max_iterations=3, seed=0)
+    assert value == exact_maxcut(w)[1] == 117.0
+    assert loop_cut(w, sides) == 117.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tabu_improves_on_local_search_of_a_larger_graph(seed):
+    """On n = 80 the one-flip local optimum from a random start is not the end: tabu goes past it."""
+    w = random_graph(80, seed=1300 + seed, density=0.3, integer=True)
+    start = local_search(w, np.random.default_rng(seed).integers(0, 2, size=80))
+    assert_local_optimum(w, start)
+    sides, value = tabu_search(w, start, seconds=10.0, max_iterations=2000, seed=seed)
+    assert value > loop_cut(w, start)
+    assert value == pytest.approx(loop_cut(w, sides), abs=1e-9)
+
+
+@pytest.mark.parametrize("n, seed, density, integer", [(6, 0, 1.0, False), (9, 1, 0.5, True), (12, 2, 0.6, False),
+                                                       (14, 3, 0.3, True), (16, 4, 0.5, False), (16, 5, 0.8, True)])
+def test_tabu_reaches_the_exact_optimum_of_small_graphs(n, seed, density, integer):
+    w = random_graph(n, seed=1400 + seed, density=density, integer=integer)
+    _, optimum = exact_maxcut(w)
+    rng = np.random.default_rng(seed)
+    for start in (np.zeros(n, dtype=int), rng.integers(0, 2, size=n)):  # from the empty cut, and a random one
+        for tabu_seed in range(3):
+            sides, value = tabu_search(w, start, seconds=10.0, max_iterations=default_iterations(n), seed=tabu_seed)
+            assert value == pytest.approx(optimum, abs=1e-9)
+            assert loop_cut(w, sides) == pytest.approx(optimum, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tabu_never_worse_than_its_start_and_value_is_cut_value(seed):
+    rng = np.random.default_rng(1500 + seed)
+    n = int(rng.integers(20, 60))
+    w = random_graph(n, seed=1500 + seed, density=float(rng.uniform(0.1, 0.6)), integer=seed % 2 == 0)
+    for start in (rng.integers(0, 2, size=n), local_search(w, rng.integers(0, 2, size=n)), exact_maxcut(w)[0]
+                  if n <= 20 else np.ones(n, dtype=int)):
+        for given in (w, check_weights(sp.csr_matrix(w))):
+            sides, value = tabu_search(given, start, seconds=10.0, max_iterations=300, seed=seed)
+            assert_partition(sides, n)
+            assert sides.dtype == np.int64
+            assert value >= cut_value(w, start) - 1e-9 * max(1.0, total_weight(w))
+            assert value == cut_value(given, sides)  # exactly: the value is the returned cut's own
+            assert value == pytest.approx(loop_cut(w, sides), abs=1e-9)
+
+
+def test_tabu_returns_the_start_when_it_is_already_optimal():
+    w = random_graph(10, seed=1510, density=0.7)
+    best, optimum = exact_maxcut(w)
+    sides, value = tabu_search(w, best, seconds=10.0, max_iterations=200, seed=0)
+    assert value == pytest.approx(optimum, abs=1e-12)
+    assert cut_value(w, sides) == pytest.approx(optimum, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tabu_dense_and_sparse_walk_the_same_path(seed):
+    """Integer weights: every gain is exact in both forms, so the same seed gives the same cut."""
+    w = random_graph(50, seed=1600 + seed, density=0.2, integer=True)
+    start = np.random.default_rng(seed).integers(0, 2, size=50)
+    dense_sides, dense_value = tabu_search(w, start, seconds=10.0, max_iterations=1500, seed=seed)
+    sparse_sides, sparse_value = tabu_search(check_weights(sp.csr_matrix(w)), start, seconds=10.0,
+                                             max_iterations=1500, seed=seed)
+    np.testing.assert_array_equal(dense_sides, sparse_sides)
+    assert dense_value == sparse_value
+
+
+def test_tabu_dense_and_sparse_agree_on_real_weights():
+    w = random_graph(40, seed=1610, density=0.3)
+    start = np.zeros(40, dtype=int)
+    _, dense_value = tabu_search(w, start, seconds=10.0, max_iterations=1000, seed=1)
+    _, sparse_value = tabu_search(check_weights(sp.csr_matrix(w)), start, seconds=10.0, max_iterations=1000, seed=1)
+    assert dense_value == pytest.approx(sparse_value, rel=1e-9)
+
+
+def test_tabu_is_deterministic_per_seed():
+    w = random_graph(60, seed=1620, density=0.3)
+    start = np.random.default_rng(0).integers(0, 2, size=60)
+    runs = [tabu_search(w, start, seconds=10.0, max_iterations=1500, seed=5) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_tabu_does_not_modify_its_inputs():
+    w = random_graph(20, seed=1630, density=0.5)
+    ws = check_weights(sp.csr_matrix(w))
+    start = np.random.default_rng(0).integers(0, 2, size=20)
+    before_w, before_ws, before_start = w.copy(), ws.toarray().copy(), start.copy()
+    tabu_search(w, start, seconds=10.0, max_iterations=200, seed=0)
+    tabu_search(ws, start, seconds=10.0, max_iterations=200, seed=0)
+    np.testing.assert_array_equal(w, before_w)
+    np.testing.assert_array_equal(ws.toarray(), before_ws)
+    np.testing.assert_array_equal(start, before_start)
+
+
+def test_tabu_time_cap_stops_a_long_search():
+    """With an iteration budget it would never reach, the wall-clock cap ends the search."""
+    from time import perf_counter
+
+    w = check_weights(sp.csr_matrix(random_graph(300, seed=1640, density=0.05, integer=True)))
+    start = np.zeros(300, dtype=int)
+    clock = perf_counter()
+    sides, value = tabu_search(w, start, seconds=0.05, max_iterations=10**9, seed=0)
+    assert perf_counter() - clock < 2.0
+    assert value == cut_value(w, sides) > 0
+
+
+def grid_torus(rows: int, cols: int) -> np.ndarray:
+    """The rows x cols torus, unit weights; bipartite when both are even (max cut: every edge)."""
+    n = rows * cols
+    w = np.zeros((n, n))
+    for r in range(rows):
+        for c in range(cols):
+            for rr, cc in ((r, (c + 1) % cols), ((r + 1) % rows, c)):
+                w[r * cols + c, rr * cols + cc] = w[rr * cols + cc, r * cols + c] = 1.0
+    return w
+
+
+def test_tabu_stops_at_a_target_it_cannot_beat():
+    """Given a proven upper bound it reaches, tabu stops there instead of running out its budget."""
+    from time import perf_counter
+
+    w = check_weights(sp.csr_matrix(grid_torus(10, 12)))  # bipartite: every one of its 240 edges can be cut
+    start = np.random.default_rng(0).integers(0, 2, size=120)
+    clock = perf_counter()
+    sides, value = tabu_search(w, start, seconds=30.0, max_iterations=10**9, seed=0, target=240.0 + 1e-9)
+    assert perf_counter() - clock < 5.0  # without the target this would run for the full 30 s
+    assert value == 240.0 == loop_cut(w, sides)
+    # a start already at the target comes straight back
+    again, value_again = tabu_search(w, sides, seconds=30.0, max_iterations=10**9, seed=1, target=240.0)
+    np.testing.assert_array_equal(again, sides)
+    assert value_again == 240.0
+
+
+def test_tabu_every_node_tabu_on_a_tiny_graph():
+    """n = 2 and 3 with tenures up to 10: every node is tabu most of the time, the search still moves."""
+    for w in (np.array([[0.0, 1.5], [1.5, 0.0]]), cycle(3)):
+        n = len(w)
+        sides, value = tabu_search(w, np.zeros(n, dtype=int), seconds=10.0, max_iterations=30, seed=0)
+        assert value == pytest.approx(brute_force(w))
+
+
+def test_tabu_rejects_bad_arguments():
+    w = random_graph(5, seed=1650)
+    with pytest.raises(AuxcutError, match="sides"):
+        tabu_search(w, np.zeros(4, dtype=int))
+    with pytest.raises(AuxcutError, match="sides"):
+        tabu_search(w, np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(AuxcutError, match="max_iterations"):
+        tabu_search(w, np.zeros(5, dtype=int), max_iterations=0)
+    with pytest.raises(AuxcutError, match="seconds"):
+        tabu_search(w, np.zeros(5, dtype=int), seconds=0.0)
+
+
+def test_default_iterations_grow_with_n():
+    assert default_iterations(2) == default_iterations(20) >= 1000
+    assert default_iterations(800) > default_iterations(100) > default_iterations(20)
+
+
 # --------------------------------------------------------------------------- the SDP: lowrank, cvxpy, closed forms
 
 
@@ -790,6 +991,104 @@ def test_solve_dense_and_sparse_agree(n, seed, density, integer):
         assert loop_cut(w, b.sides) == pytest.approx(b.cut, abs=1e-9)
 
 
+# --------------------------------------------------------------------------- solve: the tabu polish
+
+
+@pytest.mark.parametrize("n, method", [(26, "lowrank"), (26, "auto"), (10, "lowrank")])
+def test_solve_polish_none_is_the_gw_pipeline_as_before(n, method):
+    """polish="none" gives exactly what the SDP, the certificate and round_and_polish give on their own."""
+    w = random_graph(n, seed=1700 + n, density=0.4)
+    result = solve(w, method, hyperplanes=200, seed=3, polish="none")
+    vectors, sdp_value, iterations = lowrank_sdp(w, seed=3)
+    bound, certified = dual_bound(w, vectors)
+    sides, rounded = round_and_polish(w, vectors, 200, 3)
+    assert result.method == "lowrank"  # n = 26 is above auto's exact_max_n
+    assert result.cut == result.rounded_cut == rounded
+    np.testing.assert_array_equal(result.sides, sides if sides[0] == 0 else 1 - sides)
+    assert result.polished_cut is None
+    assert result.summary()["polished_cut"] is None
+    assert "polish" not in result.seconds
+    assert (result.upper_bound, result.sdp_bound, result.sdp_value, result.iterations, result.certified) == (
+        bound, bound, sdp_value, iterations, certified)
+
+
+def sparse_unit_graph() -> np.ndarray:
+    """n = 200, about 600 unit edges: large and sparse enough that GW's cut (486) is not the best (487+)."""
+    return (random_graph(200, seed=1710, density=0.03) > 0).astype(np.float64)
+
+
+@pytest.mark.parametrize("to_input", [np.asarray, sp.csr_matrix], ids=["dense", "sparse"])
+def test_polish_raises_the_cut_and_leaves_the_bound_alone(to_input):
+    w = sparse_unit_graph()
+    plain = solve(to_input(w), "lowrank", hyperplanes=200, seed=1, polish="none")
+    polished = solve(to_input(w), "lowrank", hyperplanes=200, seed=1)  # polish="tabu" is the default
+    assert (polished.upper_bound, polished.sdp_bound, polished.sdp_value, polished.certified) == (
+        plain.upper_bound, plain.sdp_bound, plain.sdp_value, plain.certified)
+    assert polished.rounded_cut == plain.cut  # the GW cut before the polish, as reports show it
+    assert polished.polished_cut > plain.cut  # on this graph tabu finds a strictly better cut than GW
+    assert polished.cut == polished.polished_cut
+    assert polished.cut == pytest.approx(loop_cut(w, polished.sides), abs=1e-9)
+    assert polished.cut <= polished.upper_bound
+    assert polished.gap < plain.gap
+    assert polished.seconds["polish"] >= 0 and "polish" not in plain.seconds
+    summary = json.loads(json.dumps(polished.summary()))
+    assert summary["polished_cut"] == polished.polished_cut
+    assert summary["rounded_cut"] == plain.cut
+
+
+def test_polish_budget_keywords_reach_the_search():
+    w = sparse_unit_graph()  # the default budget polishes GW's 486 to 487 or more (test above)
+    one = solve(w, "lowrank", hyperplanes=200, seed=1, polish_iterations=1)
+    # the rounded cut is a local optimum: the first flip loses, and one flip without improvement ends it
+    assert one.polished_cut == one.rounded_cut == one.cut
+    # a budget of flips it never reaches: the time cap ends the polish (the default cap is 3 s)
+    capped = solve(w, "lowrank", hyperplanes=200, seed=1, polish_seconds=0.05, polish_iterations=10**9)
+    assert capped.seconds["polish"] < 1.0
+    assert capped.rounded_cut <= capped.polished_cut <= capped.upper_bound
+
+
+def test_polish_does_nothing_for_exact():
+    w = random_graph(9, seed=1720, density=0.5)
+    for polish in ("tabu", "none"):
+        result = solve(w, "exact", polish=polish)
+        assert result.method == "exact"
+        assert result.polished_cut is None and "polish" not in result.seconds
+        assert result.cut == pytest.approx(brute_force(w), abs=1e-9)
+
+
+@pytest.mark.parametrize("n, seed", [(8, 0), (14, 1), (18, 2)])
+def test_auto_small_graph_stays_exact_with_polish(n, seed):
+    w = random_graph(n, seed=1730 + seed, density=0.5)
+    optimum = exact_maxcut(w)[1]
+    result = solve(w, "auto", hyperplanes=100, seed=seed)
+    assert result.method == "exact"
+    assert result.cut == pytest.approx(optimum, abs=1e-9) and result.upper_bound == result.exact
+    assert result.rounded_cut <= result.polished_cut <= optimum + 1e-9
+    assert result.polished_cut == pytest.approx(optimum, abs=1e-9)  # tabu reaches the optimum this small
+    assert result.cut == pytest.approx(loop_cut(w, result.sides), abs=1e-9)
+    assert {"sdp", "certificate", "rounding", "polish", "exact", "total"} <= set(result.seconds)
+
+
+def test_unknown_polish_is_a_one_line_error():
+    w = random_graph(4, seed=0)
+    for polish in ("Tabu", "sa", "", None):
+        for method in ("auto", "exact"):  # checked even where the polish would be skipped
+            with pytest.raises(AuxcutError, match="polish") as exc:
+                solve(w, method, polish=polish)
+            message = str(exc.value)
+            assert "tabu, none" in message and repr(polish) in message
+            assert "\n" not in message
+
+
+def test_bad_polish_budget_is_an_error():
+    w = random_graph(4, seed=0)
+    for seconds in (0.0, -1.0, float("nan")):
+        with pytest.raises(AuxcutError, match="polish_seconds"):
+            solve(w, polish_seconds=seconds)
+    with pytest.raises(AuxcutError, match="polish_iterations"):
+        solve(w, polish_iterations=0)
+
+
 # --------------------------------------------------------------------------- read_graph
 
 
@@ -979,6 +1278,32 @@ def test_cli_auto_above_exact_max_n(tmp_path, capsys):
     report = json.loads(stdout)
     check_report(report, w, "lowrank")
     assert report["exact"] is None
+
+
+def test_cli_polish_flag(tmp_path, capsys):
+    n = 60  # above --exact-max-n: the cut is GW's, with or without the polish
+    w = random_graph(n, seed=59, density=0.3, integer=True)
+    graph = tmp_path / "g.npy"
+    np.save(graph, w)
+    reports = {}
+    for polish in ("none", "tabu", None):
+        out = tmp_path / f"part-{polish}.txt"
+        code, stdout, stderr = run_cli(capsys, [graph, "--hyperplanes", 100, "--out", out]
+                                       + ([] if polish is None else ["--polish", polish]))
+        assert code == 0, stderr
+        reports[polish] = report = json.loads(stdout)
+        assert report["method"] == "lowrank"
+        assert loop_cut(w, read_partition(out)) == pytest.approx(report["cut"], abs=1e-9)
+    plain, tabu = reports["none"], reports["tabu"]
+    assert plain["polished_cut"] is None and "polish" not in plain["seconds"]
+    assert tabu["polished_cut"] == tabu["cut"] > plain["cut"]
+    assert tabu["rounded_cut"] == plain["cut"] == plain["rounded_cut"]
+    assert tabu["upper_bound"] == plain["upper_bound"]
+    assert reports[None]["cut"] == tabu["cut"]  # tabu is the default
+    with pytest.raises(SystemExit) as exc:
+        main([str(graph), "--polish", "annealing"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_cli_zero_graph_warns(tmp_path, capsys):

@@ -1,13 +1,25 @@
 """Max-cut with a proof of quality: exact where exact is cheap, Goemans-Williamson everywhere else.
 
-`solve(W, method=...)` returns the partition, its cut, a certified upper bound on the max cut, and
-timings. Methods:
+`solve(W, method=..., polish=...)` returns the partition, its cut, a certified upper bound on the
+max cut, and timings. Methods:
 - `exact`: enumeration of every cut (n <= 24).
 - `lowrank`: the GW SDP by Burer-Monteiro (fast, dense or sparse), random hyperplane rounding and
   one-flip local search; the bound is a dual certificate (see `auxcut.maxcut.sdp`).
 - `cvxpy`: the same with the reference SDP in cvxpy + SCS (slow; kept as the baseline).
 - `auto`: lowrank, plus the exact optimum when n <= exact_max_n (then the exact cut is returned and
   the GW cut and SDP bound are reported beside it).
+
+Polish (lowrank, cvxpy and auto): `polish="tabu"` (the default) runs one-flip tabu search
+(`auxcut.maxcut.tabu`) from the best rounded cut, which walks on past the local optimum where
+one-flip local search stops; `polish="none"` skips it. The polish only ever raises the cut: the
+certified bound comes from the SDP alone and is the same with or without it, `rounded_cut` stays
+the GW cut before the polish (so reports can set the GW cut against the bound), `polished_cut` is
+the cut after it, and `cut` is the best of all (the exact optimum included, when enumerated). Its
+budget: `polish_iterations` flips in a row without a better cut (default
+`auxcut.maxcut.tabu.default_iterations(n)`), capped at `polish_seconds` of wall time. The result is
+reproducible per seed when the iteration budget stops the polish (milliseconds for n <= 30, about a
+second for n = 800 on a 2-core machine); a run cut short by the time cap depends on machine speed.
+With `method="exact"` there is nothing to polish.
 
 Command line: `python -m auxcut.maxcut GRAPH` (see `auxcut.maxcut.cli`).
 """
@@ -26,12 +38,17 @@ from auxcut.maxcut.exact import MAX_EXACT_N, exact_maxcut
 from auxcut.maxcut.graph import check_weights, cut_value, edge_count, read_graph, total_weight
 from auxcut.maxcut.rounding import hyperplane_cuts, local_search, round_and_polish
 from auxcut.maxcut.sdp import cvxpy_sdp, dual_bound, lowrank_sdp
+from auxcut.maxcut.tabu import tabu_search
 
 Method = Literal["auto", "exact", "lowrank", "cvxpy"]
 METHODS = ("auto", "exact", "lowrank", "cvxpy")
+Polish = Literal["tabu", "none"]
+POLISHES = ("tabu", "none")
+POLISH_SECONDS = 3.0  # a safety cap: the iteration budget stops n = 800 G-set-like graphs in about a second
 
-__all__ = ["MaxCut", "METHODS", "solve", "check_weights", "cut_value", "edge_count", "exact_maxcut",
-           "hyperplane_cuts", "local_search", "read_graph", "total_weight", "dual_bound", "lowrank_sdp", "cvxpy_sdp"]
+__all__ = ["MaxCut", "METHODS", "POLISHES", "solve", "check_weights", "cut_value", "edge_count", "exact_maxcut",
+           "hyperplane_cuts", "local_search", "read_graph", "total_weight", "dual_bound", "lowrank_sdp", "cvxpy_sdp",
+           "tabu_search"]
 
 
 @dataclass
@@ -42,7 +59,8 @@ class MaxCut:
     upper_bound: float  # proven: no cut of this graph is larger
     sdp_value: float | None = None  # the SDP objective the solver reached (primal)
     sdp_bound: float | None = None  # the certified dual bound of the SDP relaxation
-    rounded_cut: float | None = None  # the GW cut (rounding + local search)
+    rounded_cut: float | None = None  # the GW cut (rounding + local search), before any polish
+    polished_cut: float | None = None  # the cut after the tabu polish (None: not polished)
     exact: float | None = None  # the optimum, when enumerated
     certified: bool = True
     iterations: int | None = None
@@ -61,7 +79,7 @@ class MaxCut:
         """The scalar fields, JSON-ready (for metrics files and the command line)."""
         return {"method": self.method, "cut": self.cut, "upper_bound": self.upper_bound, "gap": self.gap,
                 "cut_over_bound": self.ratio, "sdp_value": self.sdp_value, "sdp_bound": self.sdp_bound,
-                "rounded_cut": self.rounded_cut, "exact": self.exact,
+                "rounded_cut": self.rounded_cut, "polished_cut": self.polished_cut, "exact": self.exact,
                 "exact_reached": None if self.exact is None or self.rounded_cut is None
                 else bool(self.rounded_cut >= self.exact - 1e-9 * max(1.0, self.exact)),
                 "certified": self.certified, "iterations": self.iterations, "seconds": self.seconds}
@@ -74,12 +92,24 @@ def _timed(seconds: dict[str, float], key: str, start: float) -> float:
 
 
 def solve(weights: object, method: Method = "auto", *, seed: int = 0, hyperplanes: int = 1000,
-          exact_max_n: int = 20, tol: float = 1e-7) -> MaxCut:
-    """The max cut of a non-negative weighted graph (dense array or scipy sparse matrix)."""
+          exact_max_n: int = 20, tol: float = 1e-7, polish: Polish = "tabu", polish_seconds: float = POLISH_SECONDS,
+          polish_iterations: int | None = None) -> MaxCut:
+    """The max cut of a non-negative weighted graph (dense array or scipy sparse matrix).
+
+    polish: "tabu" polishes the best rounded cut with tabu search, for at most `polish_iterations`
+    flips without improvement (None: `default_iterations(n)`) and `polish_seconds` of wall time;
+    "none" returns the GW cut as it is. See the module docstring.
+    """
     if method not in METHODS:
         raise AuxcutError(f"max-cut method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if polish not in POLISHES:
+        raise AuxcutError(f"max-cut polish: expected one of {', '.join(POLISHES)}, got {polish!r}")
     if hyperplanes < 1:
         raise AuxcutError(f"max-cut hyperplanes: expected at least 1, got {hyperplanes}")
+    if not polish_seconds > 0:
+        raise AuxcutError(f"max-cut polish_seconds: expected a positive number, got {polish_seconds}")
+    if polish_iterations is not None and polish_iterations < 1:
+        raise AuxcutError(f"max-cut polish_iterations: expected at least 1 (or None), got {polish_iterations}")
     start = clock = time.perf_counter()
     w = check_weights(weights)
     n = w.shape[0]
@@ -104,13 +134,21 @@ def solve(weights: object, method: Method = "auto", *, seed: int = 0, hyperplane
     clock = _timed(seconds, "certificate", clock)
     sides, rounded = round_and_polish(w, vectors, hyperplanes, seed)
     clock = _timed(seconds, "rounding", clock)
-    result = MaxCut("cvxpy" if method == "cvxpy" else "lowrank", _canonical(sides), rounded, bound, sdp_value, bound,
-                    rounded, certified=certified, iterations=iterations, seconds=seconds)
+    cut, polished = rounded, None
+    if polish == "tabu":
+        # never below the rounded cut: tabu_search returns its start when it finds nothing better.
+        # target: a cut that reaches the certified bound is optimal, and the search can stop there
+        sides, polished = tabu_search(w, sides, seconds=polish_seconds, max_iterations=polish_iterations, seed=seed,
+                                      target=bound if certified else None)
+        cut = polished
+        clock = _timed(seconds, "polish", clock)
+    result = MaxCut("cvxpy" if method == "cvxpy" else "lowrank", _canonical(sides), cut, bound, sdp_value, bound,
+                    rounded, polished, certified=certified, iterations=iterations, seconds=seconds)
     if method == "auto" and n <= min(exact_max_n, MAX_EXACT_N):
         exact_sides, value = exact_maxcut(w)
         _timed(seconds, "exact", clock)
         result.method, result.exact, result.upper_bound, result.certified = "exact", value, value, True
-        if value > rounded:
+        if value > result.cut:
             result.sides, result.cut = _canonical(exact_sides), value
     seconds["total"] = time.perf_counter() - start
     return result

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from auxcut import AuxcutError
 from auxcut.io import atomic_path
-from auxcut.maxcut import METHODS, check_weights, edge_count, read_graph, solve
+from auxcut.maxcut import METHODS, POLISHES, check_weights, edge_count, read_graph, solve
 from auxcut.maxcut.exact import MAX_EXACT_N
 
 
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=METHODS, default="auto",
                         help="auto (default): lowrank, plus exact when n <= --exact-max-n")
     parser.add_argument("--hyperplanes", type=int, default=1000, help="random hyperplanes for rounding (default 1000)")
+    parser.add_argument("--polish", choices=POLISHES, default="tabu",
+                        help="tabu (default): tabu search over single flips after the rounding; none: the GW cut as is")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exact-max-n", type=int, default=20, help=f"auto: enumerate up to this n (at most {MAX_EXACT_N})")
     parser.add_argument("--out", type=Path, help="write the partition here, one 0/1 per line in node order")
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = solve(weights, args.method, seed=args.seed, hyperplanes=args.hyperplanes,
-                           exact_max_n=args.exact_max_n)
+                           exact_max_n=args.exact_max_n, polish=args.polish)
     except AuxcutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
