@@ -3,19 +3,62 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+ViewKind = Literal["full", "gray", "low", "center"]
+VIEWS: tuple[str, ...] = ("full", "gray", "low", "center")
+
+
+class View(nn.Module):
+    """What a network sees of its (normalised) input image. The base sees it all; an aux given another view learns
+    other features than the base's, so that its errors are less likely to be the base's:
+    - full: the image as it is;
+    - gray: the mean of the channels (shape and texture without colour);
+    - low: half the resolution (2x2 average pooling: the coarse layout);
+    - center: the central half of each side (a crop of the middle of the face, at full resolution).
+    Images are at least 4x4 (params.yaml data.image_size), so every view keeps at least 2x2 pixels. The view has
+    no parameters, so a checkpoint's weights do not depend on it; it is part of the model's arch."""
+
+    def __init__(self, kind: ViewKind = "full") -> None:
+        super().__init__()
+        if kind not in VIEWS:
+            raise ValueError(f"view: expected one of {', '.join(VIEWS)}, got {kind!r}")
+        self.kind = kind
+
+    def out_shape(self, in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        channels, height, width = in_shape
+        if self.kind == "gray":
+            return 1, height, width
+        if self.kind in ("low", "center"):
+            return channels, height // 2, width // 2
+        return in_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "gray":
+            return x.mean(1, keepdim=True)
+        if self.kind == "low":
+            return F.avg_pool2d(x, 2)
+        if self.kind == "center":
+            height, width = x.shape[2:]
+            h, w = height // 2, width // 2
+            top, left = (height - h) // 2, (width - w) // 2
+            return x[:, :, top:top + h, left:left + w]
+        return x
 
 
 class ConvNet(nn.Module):
     """Blocks of two 3x3 conv + batch-norm + ReLU layers, each halving the resolution until about 4x4,
-    then global average pooling and a linear layer. Width doubles per block (capped at 8x)."""
+    then global average pooling and a linear layer. Width doubles per block (capped at 8x). The net is
+    sized to what its view passes on."""
 
-    def __init__(self, in_shape: tuple[int, int, int], n_outputs: int, width: int) -> None:
+    def __init__(self, in_shape: tuple[int, int, int], n_outputs: int, width: int, view: ViewKind = "full") -> None:
         super().__init__()
-        channels, height, wide = in_shape
+        self.view = View(view)
+        channels, height, wide = self.view.out_shape(tuple(in_shape))
         n_blocks = max(1, int(math.log2(min(height, wide) / 4)))
         layers: list[nn.Module] = []
         c_in = channels
@@ -29,10 +72,10 @@ class ConvNet(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(c_in, n_outputs))
-        self.arch = {"in_shape": list(in_shape), "n_outputs": n_outputs, "width": width}
+        self.arch = {"in_shape": list(in_shape), "n_outputs": n_outputs, "width": width, "view": view}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(self.view(x)))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -40,4 +83,5 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def build(arch: dict[str, Any]) -> ConvNet:
-    return ConvNet(tuple(arch["in_shape"]), int(arch["n_outputs"]), int(arch["width"]))
+    # checkpoints written before views existed have no "view": they saw the full image
+    return ConvNet(tuple(arch["in_shape"]), int(arch["n_outputs"]), int(arch["width"]), arch.get("view", "full"))

@@ -52,14 +52,23 @@ class TrainParams(_Strict):
     augment: bool
 
 
+class AuxParams(TrainParams):
+    objective: Literal["plain", "residual", "decorrelated"]  # see auxcut.objectives
+    strength: float = Field(ge=0)  # how hard the objective pushes the aux away from the base's errors; 0 = plain
+    view: Literal["full", "gray", "low", "center"]  # what the aux sees of the image (auxcut.models.View)
+
+
 class MaxcutParams(_Strict):
     method: Literal["auto", "exact", "lowrank", "cvxpy"]
     hyperplanes: int = Field(ge=1000)
     exact_max_n: int = Field(ge=0, le=24)
+    polish: Literal["tabu", "none"]  # local search after the hyperplane rounding
+    depth: int = Field(ge=1, le=6)  # levels of the tree of cuts; 1 = the one cut of the seed method
 
 
 class HeadParams(_Strict):
     type: Literal["logistic", "naive_bayes"]
+    aux_features: Literal["nodes", "paths"]  # the aux probabilities as they are, or each class's path log-probability
     C: float = Field(gt=0)
     max_iter: int = Field(ge=1)
 
@@ -86,7 +95,7 @@ class Params(_Strict):
     seed: int
     data: DataParams
     base: TrainParams
-    aux: TrainParams
+    aux: AuxParams
     maxcut: MaxcutParams
     head: HeadParams
     fairness: FairnessParams

@@ -1,6 +1,7 @@
 """The final predictor as one object: a batch of images -> class probabilities and class names.
 
-It chains what the pipeline trained: base CNN probabilities + aux CNN probability -> the stacked head.
+It chains what the pipeline trained: base CNN probabilities + the aux CNNs' probabilities (one per cut of the
+tree of cuts) -> the stacked head (which turns them into path features itself when the head uses them).
 `AuxcutPyfunc` wraps it as an MLflow pyfunc model, which is what the registry holds and
 `mlflow models serve` (`make serve`) answers HTTP requests with.
 """
@@ -26,19 +27,19 @@ MAX_BATCH = 4096  # one request's images are held in memory at once
 
 
 class Predictor:
-    def __init__(self, base: ConvNet, aux: ConvNet, head: Any, mean: np.ndarray, std: np.ndarray,
+    def __init__(self, base: ConvNet, auxes: list[ConvNet], head: Any, mean: np.ndarray, std: np.ndarray,
                  classes: list[str]) -> None:
-        self.base, self.aux, self.head = base.eval(), aux.eval(), head
+        self.base, self.auxes, self.head = base.eval(), [aux.eval() for aux in auxes], head
         self.mean, self.std, self.classes = mean, std, classes
         self.image_shape = tuple(base.arch["in_shape"])
         self.device = training.pick_device()
 
     @classmethod
     def from_files(cls, base_path: Path, aux_path: Path, head_path: Path, classes: list[str]) -> "Predictor":
-        base, state = training.load_checkpoint(Path(base_path))
-        aux, _ = training.load_checkpoint(Path(aux_path))
+        [base], state = training.load_checkpoint(Path(base_path))
+        auxes, _ = training.load_checkpoint(Path(aux_path))
         head = joblib.load(head_path)
-        return cls(base, aux, head, np.asarray(state["mean"]), np.asarray(state["std"]), list(classes))
+        return cls(base, auxes, head, np.asarray(state["mean"]), np.asarray(state["std"]), list(classes))
 
     def check(self, images: Any) -> np.ndarray:
         """The images as a uint8 (N, C, H, W) array, or an AuxcutError saying what was expected."""
@@ -66,8 +67,8 @@ class Predictor:
         array = self.check(images)
         kwargs = {"batch_size": 256, "device": self.device}
         base = training.predict_proba(self.base, array, self.mean, self.std, task="multiclass", **kwargs)
-        aux = training.predict_proba(self.aux, array, self.mean, self.std, task="binary", **kwargs)
-        return stacking.predict_all_classes(self.head, np.column_stack([base, aux]), len(self.classes))
+        auxes = [training.predict_proba(aux, array, self.mean, self.std, task="binary", **kwargs) for aux in self.auxes]
+        return stacking.predict_all_classes(self.head, np.column_stack([base, *auxes]), len(self.classes))
 
     def predict(self, images: Any) -> pd.DataFrame:
         """One row per image: the predicted label and class name, its probability, and every class's probability."""

@@ -9,7 +9,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -40,11 +40,13 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 
 class ImageBatches(torch.utils.data.Dataset):
-    """uint8 images (possibly memory-mapped) served a whole batch at a time, normalised on the fly."""
+    """uint8 images (possibly memory-mapped) served a whole batch at a time, normalised on the fly, with their
+    targets and their rows of `columns` (per-image values an objective needs, e.g. loss weights; (B, 0) if none)."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, index: np.ndarray,
-                 mean: np.ndarray, std: np.ndarray, augment: bool = False, seed: int = 0) -> None:
+    def __init__(self, images: np.ndarray, targets: np.ndarray, index: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                 augment: bool = False, seed: int = 0, columns: np.ndarray | None = None) -> None:
         self.images, self.targets, self.index, self.augment = images, targets, index, augment
+        self.columns = np.zeros((len(images), 0), np.float32) if columns is None else np.asarray(columns, np.float32)
         self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.generator = torch.Generator().manual_seed(seed)
@@ -52,12 +54,12 @@ class ImageBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = np.sort(self.index[positions])  # sorted reads are sequential on a memory map
         x = torch.from_numpy(np.ascontiguousarray(self.images[rows])).float().div_(255.0)
         if self.augment:
             x = flip_and_shift(x, self.generator)
-        return (x - self.mean) / self.std, torch.from_numpy(self.targets[rows])
+        return (x - self.mean) / self.std, torch.from_numpy(self.targets[rows]), torch.from_numpy(self.columns[rows])
 
 
 def flip_and_shift(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0625) -> torch.Tensor:
@@ -102,6 +104,15 @@ def _loader(data: ImageBatches, batch_size: int, shuffle: bool, seed: int,
     return DataLoader(data, sampler=batches if world.size == 1 else ShardedBatches(batches, world), batch_size=None)
 
 
+class Objective(Protocol):
+    """A training loss other than the task's own (see auxcut.objectives): `columns` holds one row of per-image values
+    for every image, and `loss` gets each batch's rows of it beside the logits and the targets."""
+
+    columns: np.ndarray
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor: ...
+
+
 def _loss_fn(task: Task) -> nn.Module:
     return nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
 
@@ -144,9 +155,12 @@ class FitResult:
 def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
         task: Task, mean: np.ndarray, std: np.ndarray, epochs: int, batch_size: int, lr: float,
         weight_decay: float, patience: int, seed: int, device: torch.device, desc: str,
-        augment: bool = False) -> FitResult:
+        augment: bool = False, objective: Objective | None = None) -> FitResult:
     """AdamW with cosine decay; keeps the weights of the epoch with the lowest val loss and stops
     after `patience` epochs without improvement.
+
+    An `objective` replaces the task's loss in training only: val loss, and so the epoch kept, stay the task's own,
+    so that every objective is selected by the same yardstick (how well the model does its task).
 
     Under torchrun every process trains on its part of each batch (ShardedBatches), so `batch_size` stays the
     global batch and the other params keep their meaning; DistributedDataParallel averages the gradients; the
@@ -163,7 +177,8 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
         trained = net.module if world.size > 1 else net
         dtype = np.int64 if task == "multiclass" else np.float32
         targets = targets.astype(dtype)
-        train = _loader(ImageBatches(images, targets, train_idx, mean, std, augment, seed + world.rank),
+        columns = None if objective is None else objective.columns
+        train = _loader(ImageBatches(images, targets, train_idx, mean, std, augment, seed + world.rank, columns),
                         batch_size, True, seed, world)
         val = _loader(ImageBatches(images, targets, np.array_split(val_idx, world.size)[world.rank], mean, std),
                       batch_size, False, seed)
@@ -177,11 +192,12 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
         for epoch in bar:
             net.train()
             total, correct, loss_sum = 0, 0, 0.0
-            for step, (x, y) in enumerate(train):
+            for step, (x, y, extra) in enumerate(train):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with _autocast(device):
                     logits = net(x)
-                    loss = loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)
+                    out = logits if task == "multiclass" else logits.squeeze(1)
+                    loss = loss_fn(out, y) if objective is None else objective.loss(out.float(), y, extra.to(device))
                 # DDP averages the processes' gradients; weighting each by its share of the global batch makes that the
                 # gradient of the batch's mean loss also when the parts differ in size. Exactly 1 in a lone process.
                 share = len(y) * world.size / min(batch_size, len(train_idx) - step * batch_size)
@@ -217,7 +233,7 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.dev
     model.eval()
     loss_fn = _loss_fn(task)
     total, correct, loss_sum = 0, 0, 0.0
-    for x, y in loader:
+    for x, y, _ in loader:
         x, y = x.to(device), y.to(device)
         with _autocast(device):
             logits = model(x).float()
@@ -236,15 +252,18 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: n
     index = np.arange(len(images))
     data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), index, mean, std)
     out = []
-    for x, _ in _loader(data, batch_size, False, 0):
+    for x, _, _ in _loader(data, batch_size, False, 0):
         with _autocast(device):
             logits = model(x.to(device)).float()
         out.append((logits.softmax(1) if task == "multiclass" else logits.squeeze(1).sigmoid()).cpu().numpy())
     return np.concatenate(out).astype(np.float64)
 
 
-def save_checkpoint(path: Path, model: ConvNet, **extra: Any) -> None:
-    state = {"arch": model.arch, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **extra}
+def save_checkpoint(path: Path, models: ConvNet | list[ConvNet], **extra: Any) -> None:
+    """One model (the base) or several (the auxes of a tree of cuts, in node order) in one file, with `extra`."""
+    models = [models] if isinstance(models, ConvNet) else models
+    state = {"nets": [{"arch": m.arch, "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}} for m in models],
+             **extra}
     # Saved through a buffer: torch names the records inside the zip after the file, and the temporary file's
     # random name would make identical weights hash differently to DVC (and re-run the stages that read them).
     buffer = io.BytesIO()
@@ -253,10 +272,16 @@ def save_checkpoint(path: Path, model: ConvNet, **extra: Any) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> tuple[ConvNet, dict[str, Any]]:
+def load_checkpoint(path: Path) -> tuple[list[ConvNet], dict[str, Any]]:
+    """The models a checkpoint holds (in the order saved) and its whole state (`mean`, `std`, ...)."""
     if not path.is_file():
         raise AuxcutError(f"{path}: model checkpoint not found (run the stage that trains it first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build(state["arch"])
-    model.load_state_dict(state["state_dict"])
-    return model, state
+    if "nets" not in state:
+        raise AuxcutError(f"{path}: a checkpoint of an older auxcut (no 'nets'); run `dvc repro` to retrain it")
+    models = []
+    for net in state["nets"]:
+        model = build(net["arch"])
+        model.load_state_dict(net["state_dict"])
+        models.append(model)
+    return models, state

@@ -4,7 +4,8 @@
 
 The stacked head gains only from what the aux knows about the cut side that the base does not.
 This measures, on the run's own splits and head:
-- how well the base already predicts the side (its probability mass on side 1) next to the aux;
+- how well the base already predicts the side (its probability mass on side 1) next to the aux (each aux of a tree of
+  cuts, on its own cut), and how the two correlate: their probabilities, and their errors within each true side;
 - what the head would gain from an aux that is right with probability q *independently* of the base
   (a simulated upper reference: the real aux's errors are correlated with the base's);
 - the same head with an aux fit on the frozen base features (the "shared backbone" lever), a logistic
@@ -26,7 +27,8 @@ from sklearn.neural_network import MLPClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut import data, paths, stacking, training  # noqa: E402
+from auxcut import data, objectives, paths, stacking, training  # noqa: E402
+from auxcut.hierarchy import ClassTree  # noqa: E402
 
 
 def head_accuracy(base: np.ndarray, extra: np.ndarray | None, y: np.ndarray, val: np.ndarray, test: np.ndarray,
@@ -45,14 +47,14 @@ def paired_interval(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) 
 
 def pooled_features(run: Path, images: np.ndarray) -> np.ndarray:
     """The base CNN's global-average-pooled features (its input to the final linear layer)."""
-    model, state = training.load_checkpoint(run / paths.BASE_MODEL)
+    [model], state = training.load_checkpoint(run / paths.BASE_MODEL)
     model.eval()
     batches = training.ImageBatches(images, np.zeros(len(images), dtype=np.int64), np.arange(len(images)),
                                     np.asarray(state["mean"]), np.asarray(state["std"]))
     out = []
     with torch.no_grad():
         for start in range(0, len(images), 512):
-            x, _ = batches[np.arange(start, min(start + 512, len(images)))]
+            x, _, _ = batches[np.arange(start, min(start + 512, len(images)))]
             out.append(model.features(x).numpy())
     return np.concatenate(out)
 
@@ -68,10 +70,12 @@ def main() -> None:
     p = yaml.safe_load((run / "params.yaml").read_text())
     ds = data.load(run / paths.PREPARED)
     y = ds.samples["label"].to_numpy()
-    sides = np.asarray(json.loads((run / "data" / "cut.json").read_text())["sides"])
+    tree = ClassTree.from_json(json.loads((run / paths.CUT).read_text()), str(run / paths.CUT))
+    sides = tree.class_sides(0)
     side = sides[y]
     base = np.load(run / paths.BASE_PROBS)
-    aux = np.load(run / paths.AUX_PROBS)
+    auxes = np.load(run / paths.AUX_PROBS).reshape(len(y), -1)  # one column per cut of the tree
+    aux = auxes[:, 0]
     train, val, test = (ds.indices(s) for s in data.SPLITS)
     race = ds.samples["group_race"].to_numpy()[test] if "group_race" in ds.samples else None
     head = dict(kind=args.head or p["head"]["type"], C=p["head"]["C"], max_iter=p["head"]["max_iter"], seed=p["seed"])
@@ -85,8 +89,10 @@ def main() -> None:
         return f"{acc[r] * 100:.1f} ({r})"
 
     base_side = base[:, sides == 1].sum(1) > 0.5
+    aux_name = (f"aux CNN (width {p['aux']['width']}, objective {p['aux'].get('objective', 'plain')}, "
+                f"view {p['aux'].get('view', 'full')}, pipeline; all its auxes as node features)")
     rows = [("base argmax's side", (base_side[test] == side[test]).mean(), None),
-            (f"aux CNN (width {p['aux']['width']}, pipeline)", ((aux[test] > 0.5) == side[test]).mean(), aux)]
+            (aux_name, ((aux[test] > 0.5) == side[test]).mean(), auxes if auxes.shape[1] > 1 else aux)]
     rng = np.random.default_rng(p["seed"])
     for q in (0.65, 0.7, 0.8, 0.9):
         simulated = np.where(rng.random(len(side)) < q, side, 1 - side).astype(float)
@@ -98,6 +104,16 @@ def main() -> None:
         prob = model.fit(features[train], side[train]).predict_proba(features)[:, 1]
         rows.append((f"aux = {name} on frozen base features", ((prob[test] > 0.5) == side[test]).mean(), prob))
 
+    agreement = ["", "How each aux relates to the base on its own cut (test images under the cut):", "",
+                 "| cut | classes | aux side accuracy | base side accuracy | probability corr. | error corr. (within side) |",
+                 "| --- | --- | --- | --- | --- | --- |"]
+    for k, node in enumerate(tree.nodes):
+        under = tree.class_sides(k)[y[test]] >= 0
+        rows_k = test[under]
+        a = objectives.side_agreement(auxes[rows_k, k], objectives.base_side_probability(base, tree.class_sides(k))[rows_k],
+                                      tree.class_sides(k)[y[rows_k]])
+        agreement.append(f"| {k} | {len(node.classes)} | {a['aux_side_accuracy']:.3f} | {a['base_side_accuracy']:.3f} | "
+                         f"{a['probability_correlation']:+.2f} | {a['error_correlation']:+.2f} |")
     lines = [f"Run: `{run}` ({len(ds.classes)} classes, head {head['kind']}, seed {p['seed']}); test rows {len(test)}; "
              f"side-1 rate on test {side[test].mean():.3f}; control head {control.mean() * 100:.2f}%, worst race {worst(control)}.",
              "", "| aux signal | side accuracy (test) | stacked head | aux gain, points [95% paired bootstrap] | worst race |",
@@ -110,7 +126,7 @@ def main() -> None:
         low, high = paired_interval(stacked, control)
         lines.append(f"| {name} | {side_acc:.3f} | {stacked.mean() * 100:.2f}% | {(stacked.mean() - control.mean()) * 100:+.2f} "
                      f"[{low:+.2f}, {high:+.2f}] | {worst(stacked)} |")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines + agreement) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -1,4 +1,5 @@
-"""relabel: every sample gets the binary label of its class's side of the cut."""
+"""relabel: every sample gets the binary label of its class's side of the cut (of each cut, for a tree of cuts:
+node_<k> is the side at node k, -1 where the sample's class is not under that node)."""
 
 import sys
 from pathlib import Path
@@ -10,23 +11,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from auxcut import AuxcutError, data, paths  # noqa: E402
+from auxcut.hierarchy import ClassTree  # noqa: E402
 from auxcut.io import read_json, write_csv  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
 
 
+def side_shares(labels: pd.Series, split: pd.Series) -> dict:
+    """Per split, the share of side 1 and of the majority side among the images the node splits."""
+    share = labels[labels >= 0].groupby(split[labels >= 0]).mean()
+    return {"side_1_share": {s: float(share.get(s, np.nan)) for s in data.SPLITS},
+            "majority_rate": {s: float(max(share.get(s, np.nan), 1 - share.get(s, np.nan))) for s in data.SPLITS}}
+
+
 def main(stage: Stage) -> None:
     samples = pd.read_csv(paths.PREPARED / "samples.csv", usecols=["label", "split"])
-    cut = read_json(paths.CUT)
-    sides = np.asarray(cut["sides"], dtype=np.int64)
-    if samples["label"].max() >= len(sides):
-        raise AuxcutError(f"{paths.CUT}: has {len(sides)} classes but the data has label {samples['label'].max()}")
-    samples["aux_label"] = sides[samples["label"].to_numpy()]
+    tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
+    if samples["label"].max() >= len(tree.names):
+        raise AuxcutError(f"{paths.CUT}: has {len(tree.names)} classes but the data has label {samples['label'].max()}")
+    columns = [f"node_{k}" for k in range(len(tree.nodes))]
+    samples[columns] = tree.node_labels(samples["label"].to_numpy())
     write_csv(paths.RELABELED, samples)
-    share = samples.groupby("split")["aux_label"].mean()
-    stage.write_metrics({
-        "side_1_share": {s: float(share[s]) for s in data.SPLITS},
-        "majority_rate": {s: float(max(share[s], 1 - share[s])) for s in data.SPLITS},
-    })
+    nodes = [{"node": k, "images": {s: int(((samples[c] >= 0) & (samples["split"] == s)).sum()) for s in data.SPLITS},
+              **side_shares(samples[c], samples["split"])} for k, c in enumerate(columns)]
+    # the root's shares at the top level, as in the one-cut method
+    stage.write_metrics({**{k: v for k, v in nodes[0].items() if k not in ("node", "images")}, "nodes": nodes})
 
 
 if __name__ == "__main__":

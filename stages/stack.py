@@ -21,6 +21,7 @@ def main(stage: Stage) -> None:
     stage.write_metrics({
         "rows": {s: int((frame["split"] == s).sum()) for s in data.SPLITS},
         "features": int(stacking.features(frame, with_aux=True).shape[1]),
+        "aux_columns": int(stacking.features(frame, with_aux=True).shape[1] - base.shape[1]),
         "max_probability_sum_error": float(np.abs(base.sum(1) - 1).max()),
     })
 

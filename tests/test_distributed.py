@@ -47,7 +47,7 @@ def test_two_processes_train_like_one(tmp_path):
     leftovers = [p.name for d in ("models", "data/predictions", "metrics", "plots/train_base")
                  for p in (repo / d).iterdir() if ".tmp" in p.name]
     assert leftovers == []  # no half-written file from either process
-    model, state = training.load_checkpoint(repo / "models" / "base.pt")
+    [model], state = training.load_checkpoint(repo / "models" / "base.pt")
     assert isinstance(model, ConvNet) and len(state["classes"]) == 10
 
     result = run([sys.executable, "stages/train_base.py"], repo, env)

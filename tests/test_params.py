@@ -45,6 +45,14 @@ def _gate_out_of_range(p):
     p["validate"]["cut_over_bound_min"] = 1.5
 
 
+def _unknown_objective(p):
+    p["aux"]["objective"] = "boosted"
+
+
+def _depth_zero(p):
+    p["maxcut"]["depth"] = 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -54,6 +62,8 @@ def _gate_out_of_range(p):
         (_bad_choice, r"data\.source"),
         (_empty_data_path, r"data\.path: string should have at least 1 character"),
         (_gate_out_of_range, r"validate\.cut_over_bound_min: input should be less than or equal to 1 \(got 1\.5\)"),
+        (_unknown_objective, r"aux\.objective: input should be 'plain', 'residual' or 'decorrelated' \(got 'boosted'\)"),
+        (_depth_zero, r"maxcut\.depth: input should be greater than or equal to 1 \(got 0\)"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):

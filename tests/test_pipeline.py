@@ -43,7 +43,7 @@ def test_metrics_hold_the_method_invariants(pipeline):
     stacked = pd.read_csv(repo / "data" / "stacked.csv")
     base = stacked[[c for c in stacked.columns if c.startswith("base_")]].to_numpy()
     np.testing.assert_allclose(base.sum(1), 1, atol=1e-6)
-    assert stacked["aux"].between(0, 1).all() and len(stacked) == 1797
+    assert stacked["aux_0"].between(0, 1).all() and len(stacked) == 1797
     for head in ("control", "stacked"):
         probs = np.load(repo / "data" / "predictions" / f"head_{head}.npy")
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from auxcut import AuxcutError
 from conftest import digits_halves
-from auxcut.stacking import AUX_COLUMN, base_columns, features, make_head, predict_all_classes, stack
+from auxcut.stacking import aux_columns, base_columns, features, make_head, predict_all_classes, stack
 
 K = 10
 AUX_SIDE = np.array([0, 1, 1, 0, 1, 0, 0, 1, 0, 1])  # an arbitrary binary split of the digit classes
@@ -57,11 +57,11 @@ def digits_stack():
 def test_stack_columns_and_values():
     base, aux, samples = toy_samples(25, seed=1)
     frame = stack(base, aux, samples)
-    assert list(frame.columns) == base_columns(4) + [AUX_COLUMN, "target", "split", "group_sex", "group_age"]
+    assert list(frame.columns) == base_columns(4) + ["aux_0", "target", "split", "group_sex", "group_age"]
     assert base_columns(4) == ["base_0", "base_1", "base_2", "base_3"]
     assert len(frame) == 25
     np.testing.assert_array_equal(frame[base_columns(4)].to_numpy(), base)
-    np.testing.assert_array_equal(frame[AUX_COLUMN].to_numpy(), aux)
+    np.testing.assert_array_equal(frame["aux_0"].to_numpy(), aux)
     # rows line up by position, not by the samples' index
     np.testing.assert_array_equal(frame["target"].to_numpy(), samples["label"].to_numpy())
     np.testing.assert_array_equal(frame["split"].to_numpy(), samples["split"].to_numpy())
@@ -90,6 +90,14 @@ def test_features_with_and_without_aux():
     np.testing.assert_array_equal(without, base)
     np.testing.assert_array_equal(with_aux[:, :4], base)
     np.testing.assert_array_equal(with_aux[:, 4], aux)
+
+
+def test_stack_of_several_auxes_keeps_their_order():
+    base, aux, samples = toy_samples(20, seed=4)
+    auxes = np.column_stack([aux, 1 - aux, aux / 2])
+    frame = stack(base, auxes, samples)
+    assert aux_columns(3) == ["aux_0", "aux_1", "aux_2"] and list(frame.columns[4:7]) == aux_columns(3)
+    np.testing.assert_array_equal(features(frame, with_aux=True)[:, 4:], auxes)
 
 
 def test_features_on_digits_stack(digits_stack):

@@ -86,6 +86,12 @@ def test_the_dag_derived_from_dvc_yaml():
     assert expected_runs(readers("maxcut.hyperplanes"), everything) == METHOD[METHOD.index("maxcut"):]
     assert expected_runs(declaring(DATA), everything) == METHOD
     assert readers("head.C") == ["fit_head"] and readers("head.type") == ["fit_head", "fairness"]
+    assert readers("maxcut.depth") == readers("maxcut.polish") == ["maxcut"]
+    assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
+    assert readers("head.aux_features") == ["fit_head"]
+    assert declaring("auxcut/objectives.py") == ["train_aux"]
+    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head"]
+    assert declaring("data/cut.json") == ["relabel", "train_aux", "fit_head"]
     assert declaring("auxcut/stacking.py") == ["stack", "fit_head"]
     assert declaring("auxcut/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
     assert expected_runs([], set()) == []
@@ -99,6 +105,10 @@ def test_the_dag_derived_from_dvc_yaml():
         # maxcut re-runs, but the cut of this small graph is the same optimum: cut.json is byte-identical,
         # so relabel and everything after it is up to date and DVC stops there.
         ("maxcut.hyperplanes", 2000, ["maxcut"]),
+        # the aux variants (issue 10): an objective re-trains the aux and what follows it; the head's aux features
+        # re-fit the heads only
+        ("aux.objective", "residual", ["train_aux", "stack", "fit_head", "fairness"]),
+        ("head.aux_features", "paths", ["fit_head", "fairness"]),
     ],
 )
 def test_param_change_runs_its_readers_and_what_their_outputs_change(pipeline, param, value, literal):

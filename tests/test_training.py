@@ -87,7 +87,7 @@ def test_divergence_is_a_clear_error(digits):
 def test_checkpoint_roundtrip(tmp_path, digits):
     model = ConvNet((1, 8, 8), 10, 8)
     training.save_checkpoint(tmp_path / "m.pt", model, mean=[0.5], std=[0.2], classes=digits.classes)
-    loaded, state = training.load_checkpoint(tmp_path / "m.pt")
+    [loaded], state = training.load_checkpoint(tmp_path / "m.pt")
     assert state["classes"] == digits.classes and state["mean"] == [0.5]
     x = torch.randn(3, 1, 8, 8)
     model.eval(), loaded.eval()
