@@ -42,7 +42,12 @@ def collect(run_dir: Path) -> dict[str, Any]:
         for metric, value in d.items():
             if metric.startswith("worst_"):
                 record[f"{label}_{metric}"] = value["value"]
+    agreement = aux.get("base_agreement", {})  # runs made before the aux objectives have none
     record.update({
+        "auxes": aux.get("auxes", 1), "depth": cut.get("depth", 1),
+        "aux_base_side_accuracy": agreement.get("base_side_accuracy"),
+        "aux_probability_correlation": agreement.get("probability_correlation"),
+        "aux_error_correlation": agreement.get("error_correlation"),
         "aux_test_accuracy": aux["accuracy"]["test"], "aux_majority_rate": aux["majority_rate"]["test"],
         "base_over_aux_parameters": aux["base_over_aux_parameters"],
         "gw_cut_over_sdp_bound": cut.get("gw_cut_over_sdp_bound"), "cut_method": cut["method"],
@@ -55,6 +60,8 @@ def collect(run_dir: Path) -> dict[str, Any]:
 def mean_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
     """Mean over seeds with a t-interval (None for a single seed)."""
     x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return {"mean": None, "ci": None, "n": 0}
     if len(x) < 2:
         return {"mean": float(x.mean()), "ci": None, "n": len(x)}
     half = stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
@@ -71,8 +78,17 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         numeric = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
                          - {"seed"})
         out[key] = {"seeds": sorted(r["seed"] for r in runs),
-                    **{k: mean_interval([r[k] for r in runs if k in r]) for k in numeric}}
+                    **{k: mean_interval([r[k] for r in runs if isinstance(r.get(k), (int, float))]) for k in numeric}}
     return out
+
+
+def meets_aim(a: dict[str, Any], aim: float = 0.01, attribute: str = "race") -> bool:
+    """Issue 10's aim for a configuration: an aux gain of at least `aim` whose interval over seeds lies above zero (3
+    seeds or more), with the worst `attribute` group of the stacked head not below the control head's."""
+    aux = a["aux_gain"]
+    worst_ok = (f"stacked_worst_{attribute}" not in a
+                or a[f"stacked_worst_{attribute}"]["mean"] >= a[f"control_worst_{attribute}"]["mean"])
+    return aux["mean"] >= aim and aux["ci"] is not None and aux["ci"][0] > 0 and len(a["seeds"]) >= 3 and worst_ok
 
 
 def findings(agg: dict[str, dict[str, Any]], aim: float = 0.01) -> list[str]:
@@ -81,7 +97,8 @@ def findings(agg: dict[str, dict[str, Any]], aim: float = 0.01) -> list[str]:
     for key, a in agg.items():
         aux, recal = a["aux_gain"], a["recalibration_gain"]
         seeds = len(a["seeds"])
-        verdict = "meets" if aux["mean"] >= aim else "falls short of"
+        verdict = ("meets" if meets_aim(a, aim) else "reaches in the mean but not as the aim asks (3 seeds, interval "
+                   "above zero, worst race not below the control's)" if aux["mean"] >= aim else "falls short of")
         sure = ("" if aux["ci"] is None else
                 " (its interval excludes zero)" if aux["ci"][0] > 0 or aux["ci"][1] < 0 else " (its interval includes zero)")
         text = (f"- **{key}** ({seeds} seed{'s' if seeds > 1 else ''}): the head fit on val alone moves accuracy by "
@@ -97,10 +114,10 @@ def findings(agg: dict[str, dict[str, Any]], aim: float = 0.01) -> list[str]:
     return out
 
 
-def _cell(stat: dict[str, Any] | None, signed: bool = False, scale: float = 100.0) -> str:
-    if stat is None:
+def _cell(stat: dict[str, Any] | None, signed: bool = False, scale: float = 100.0, digits: int = 1) -> str:
+    if stat is None or stat.get("n") == 0:
         return "–"
-    fmt = "{:+.1f}" if signed else "{:.1f}"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
     text = fmt.format(stat["mean"] * scale)
     if stat.get("ci"):
         text += " [" + ", ".join(fmt.format(v * scale) for v in stat["ci"]) + "]"
@@ -140,10 +157,17 @@ def render(records: list[dict[str, Any]], title: str, preface: str = "") -> str:
             gap = f"{_cell(a.get(f'base_gap_{attribute}')).split(' [')[0]} → {_cell(a.get(f'stacked_gap_{attribute}')).split(' [')[0]}"
             lines.append(f"| {key} | " + " | ".join(cells) + f" | {worst} | {gap} |")
     lines += ["", "## The aux model and the cut", "",
-              "| configuration / head | aux test accuracy | majority rate | base / aux parameters | GW cut / SDP bound |",
-              "|---|---|---|---|---|"]
+              "Side accuracies are on the root cut's test images; the base's side is the one its probabilities imply. "
+              "Correlations are between the aux's and the base's side probabilities (all test images) and between "
+              "their errors (within each true side, what the decorrelated objective penalises).", "",
+              "| configuration / head | auxes | aux side accuracy | base side accuracy | majority rate | "
+              "probability corr. | error corr. | base / aux parameters | GW cut / SDP bound |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for key, a in agg.items():
-        lines.append(f"| {key} | {_cell(a['aux_test_accuracy'])} | {_cell(a['aux_majority_rate'])} | "
+        lines.append(f"| {key} | {a['auxes']['mean']:.0f} | {_cell(a['aux_test_accuracy'])} | "
+                     f"{_cell(a.get('aux_base_side_accuracy'))} | {_cell(a['aux_majority_rate'])} | "
+                     f"{_cell(a.get('aux_probability_correlation'), scale=1, digits=2)} | "
+                     f"{_cell(a.get('aux_error_correlation'), scale=1, digits=2)} | "
                      f"{a['base_over_aux_parameters']['mean']:.1f}x | {a['gw_cut_over_sdp_bound']['mean']:.3f} |")
     lines += ["", "## Wall time per stage (seconds, first seed of each configuration)", "",
               "| configuration / head | device | " + " | ".join(STAGES) + " |", "|---|---|" + "---|" * len(STAGES)]

@@ -37,8 +37,18 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
     exact = "" if cut["exact"] is None else f"; exact optimum {cut['exact']:g} ({'reached' if cut['exact_reached'] else 'missed'} by GW)"
     lines.append(f"{'max-cut (' + cut['method'] + ')':<38} GW cut {cut['rounded_cut']:g} / certified SDP bound "
                  f"{cut['sdp_bound']:.4g} = {cut['gw_cut_over_sdp_bound']:.3f}{exact}")
-    lines.append(f"{'aux model':<38} {aux['base_over_aux_parameters']:.1f}x fewer parameters than the base; "
-                 f"test accuracy {aux['accuracy']['test']:.3f} vs majority rate {aux['majority_rate']['test']:.3f}")
+    if cut.get("depth", 1) > 1:
+        lines.append(f"{'tree of cuts':<38} depth {cut['depth']}: {len(cut['nodes'])} cuts, {len(cut['leaves'])} leaves "
+                     "(data/cut.json, plots/maxcut/tree.png)")
+    auxes = aux.get("auxes", 1)
+    lines.append(f"{'aux model' + ('s' if auxes > 1 else ''):<38} {aux['base_over_aux_parameters']:.1f}x fewer parameters "
+                 f"than the base{' (all ' + str(auxes) + ')' if auxes > 1 else ''}; test accuracy {aux['accuracy']['test']:.3f}"
+                 f" vs majority rate {aux['majority_rate']['test']:.3f}")
+    if "base_agreement" in aux:
+        agree = aux["base_agreement"]
+        lines.append(f"{'aux objective / view':<38} {aux['objective']} / {aux['view']}: side accuracy aux "
+                     f"{agree['aux_side_accuracy']:.3f}, base {agree['base_side_accuracy']:.3f}; error correlation "
+                     f"{agree['error_correlation']:+.2f}")
     return "\n".join(lines)
 
 
