@@ -63,6 +63,8 @@ def without_timings(value: object) -> object:
     """A metrics tree less its wall times (`seconds`, `solve_seconds`), the only fields that vary between runs."""
     if isinstance(value, dict):
         return {k: without_timings(v) for k, v in value.items() if k != "seconds" and not k.endswith("_seconds")}
+    if isinstance(value, list):  # e.g. the per-cut entries of metrics/maxcut.json's nodes
+        return [without_timings(v) for v in value]
     return value
 
 
