@@ -24,13 +24,14 @@ def check_budget(in_shape: tuple, width: int, view: str, n_nets: int, base_param
     def total(w: int) -> int:
         return n_nets * count_parameters(ConvNet(in_shape, 1, w, view))
 
-    if base_parameters / total(width) >= MIN_RATIO:
-        return total(width)
-    fits = [w for w in range(width - 1, 0, -1) if base_parameters / total(w) >= MIN_RATIO]
-    hint = f"aux.width {fits[0]} fits" if fits else "no aux.width fits: lower maxcut.depth or widen the base"
+    asked = total(width)
+    if base_parameters / asked >= MIN_RATIO:
+        return asked
+    fits = next((w for w in range(width - 1, 0, -1) if base_parameters / total(w) >= MIN_RATIO), None)
+    hint = f"aux.width {fits} fits" if fits else "no aux.width fits: lower maxcut.depth or widen the base"
     many = f"{n_nets} auxes (one per cut of the tree) of " if n_nets > 1 else ""
-    raise AuxcutError(f"params.yaml: aux.width={width} gives {many}{total(width) // n_nets:,} parameters, "
-                      f"{total(width):,} in all: only {base_parameters / total(width):.1f}x fewer than the base's "
+    raise AuxcutError(f"params.yaml: aux.width={width} gives {many}{asked // n_nets:,} parameters, "
+                      f"{asked:,} in all: only {base_parameters / asked:.1f}x fewer than the base's "
                       f"{base_parameters:,}; the aux must be at least {MIN_RATIO}x smaller ({hint})")
 
 
@@ -56,15 +57,16 @@ def main(stage: Stage) -> None:
     for k in range(len(tree.nodes)):
         targets = relabeled[f"node_{k}"].to_numpy()
         under = targets >= 0  # the images of this cut's classes: the only ones it trains and is scored on
+        sides = np.maximum(targets, 0)  # the -1 of other cuts' images never reach the loss: they are not in train_idx
         train_idx, val_idx = train_all[under[train_all]], val_all[under[val_all]]
         if len(train_idx) == 0 or len(val_idx) == 0:
             raise AuxcutError(f"{paths.RELABELED}: cut {k} has no train or val images; use fewer levels (maxcut.depth)")
         base_side = objectives.base_side_probability(base_probs, tree.class_sides(k))
-        objective = objectives.make_objective(cfg.objective, cfg.strength, np.maximum(targets, 0), base_side, train_idx)
+        objective = objectives.make_objective(cfg.objective, cfg.strength, sides, base_side, train_idx)
         training.seed_everything(p.seed + k, device)  # weight init is random too; the root is seeded as before trees
         model = ConvNet(in_shape, 1, cfg.width, cfg.view)
         desc = "train_aux" if len(tree.nodes) == 1 else f"train_aux node {k}"
-        result = training.fit(model, ds.images, np.maximum(targets, 0), train_idx, val_idx, task="binary", mean=mean,
+        result = training.fit(model, ds.images, sides, train_idx, val_idx, task="binary", mean=mean,
                               std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                               weight_decay=cfg.weight_decay, patience=cfg.patience, augment=cfg.augment, seed=p.seed + k,
                               device=device, desc=desc, objective=objective)

@@ -71,7 +71,6 @@ def test_depth_two_tree_with_residual_auxes_and_a_path_head(variant):
     assert cut["depth"] == 2 and sorted(c for leaf in cut["leaves"] for c in leaf) == [str(d) for d in range(10)]
     assert (repo / "plots" / "maxcut" / "tree.png").stat().st_size > 0
     # the final predictor chains the base, every aux (on its view) and the path head exactly as the pipeline did
-    sys.path.insert(0, str(repo))
     from auxcut import data, paths
     from auxcut.predictor import Predictor
 
