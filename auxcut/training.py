@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -22,7 +22,26 @@ from auxcut import AuxcutError, distributed
 from auxcut.io import atomic_path
 from auxcut.models import ConvNet, build
 
-Task = Literal["multiclass", "binary"]
+
+@dataclass(frozen=True)
+class Heads:
+    """Several softmax heads on one network (a class head and binary cut heads, one head per face attribute, or the
+    exits of an early-exit net): the logits are the heads' side by side, `sizes[h]` each; the targets have one column
+    per head, MISSING where that head's label is unknown. Loss and accuracy skip missing labels, so a partly labelled
+    image still teaches the heads whose labels it has."""
+
+    sizes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.sizes or min(self.sizes) < 2:
+            raise AuxcutError(f"heads: expected one or more heads of at least 2 classes each, got {self.sizes}")
+
+    def split(self, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return logits.split(list(self.sizes), dim=1)
+
+
+MISSING = -1  # a head's target where its label is unknown (Heads)
+Task = Literal["multiclass", "binary"] | Heads
 
 
 def pick_device() -> torch.device:
@@ -113,13 +132,42 @@ class Objective(Protocol):
     def loss(self, logits: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor: ...
 
 
+class MaskedHeadsLoss(nn.Module):
+    """The sum over heads of each head's mean cross-entropy on the images whose label it has (a head with no label in
+    the batch adds nothing)."""
+
+    def __init__(self, heads: Heads) -> None:
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = logits.new_zeros(())
+        for h, part in enumerate(self.heads.split(logits)):
+            known = y[:, h] != MISSING
+            if bool(known.any()):
+                total = total + nn.functional.cross_entropy(part[known], y[known, h])
+        return total
+
+
 def _loss_fn(task: Task) -> nn.Module:
+    if isinstance(task, Heads):
+        return MaskedHeadsLoss(task)
     return nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
 
 
-def _correct(logits: torch.Tensor, y: torch.Tensor, task: Task) -> int:
+def _task_output(logits: torch.Tensor, task: Task) -> torch.Tensor:
+    """What the loss takes: a binary task's single logit column squeezed away, every other task's logits as they are."""
+    return logits.squeeze(1) if task == "binary" else logits
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor, task: Task) -> tuple[int, int]:
+    """Right answers and answers counted: per image, or per known label of each head."""
+    if isinstance(task, Heads):
+        known = y != MISSING
+        pred = torch.stack([part.argmax(1) for part in task.split(logits)], 1)
+        return int(((pred == y) & known).sum()), int(known.sum())
     pred = logits.argmax(1) if task == "multiclass" else (logits.squeeze(1) > 0).long()
-    return int((pred == y.long()).sum())
+    return int((pred == y.long()).sum()), len(y)
 
 
 def _autocast(device: torch.device):
@@ -175,7 +223,7 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
         model = model.to(device)
         net = _parallel(model, world, device)
         trained = net.module if world.size > 1 else net
-        dtype = np.int64 if task == "multiclass" else np.float32
+        dtype = np.float32 if task == "binary" else np.int64
         targets = targets.astype(dtype)
         columns = None if objective is None else objective.columns
         train = _loader(ImageBatches(images, targets, train_idx, mean, std, augment, seed + world.rank, columns),
@@ -191,12 +239,12 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
                    **({} if world.is_main else {"disable": True}))
         for epoch in bar:
             net.train()
-            total, correct, loss_sum = 0, 0, 0.0
+            answers, correct, loss_sum, seen = 0, 0, 0.0, 0
             for step, (x, y, extra) in enumerate(train):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with _autocast(device):
                     logits = net(x)
-                    out = logits if task == "multiclass" else logits.squeeze(1)
+                    out = _task_output(logits, task)
                     loss = loss_fn(out, y) if objective is None else objective.loss(out.float(), y, extra.to(device))
                 # DDP averages the processes' gradients; weighting each by its share of the global batch makes that the
                 # gradient of the batch's mean loss also when the parts differ in size. Exactly 1 in a lone process.
@@ -205,13 +253,13 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
                 (loss * share).backward()
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(y)
-                correct += _correct(logits, y, task)
-                total += len(y)
+                right, counted = _correct(logits, y, task)
+                correct, answers, seen = correct + right, answers + counted, seen + len(y)
             scheduler.step()
-            loss_sum, correct, total = distributed.sum_over_processes([loss_sum, correct, total], device)
+            loss_sum, correct, answers, seen = distributed.sum_over_processes([loss_sum, correct, answers, seen], device)
             distributed.broadcast_buffers(trained)
             val_loss, val_acc = evaluate(trained, val, task, device)
-            row = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
+            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / max(answers, 1),
                    "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0]}
             history.append(row)
             if not np.isfinite(row["train_loss"]):
@@ -229,25 +277,27 @@ def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.n
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> tuple[float, float]:
-    """Mean loss and accuracy over the loader's images; under torchrun, over every process's loader together."""
+    """Mean loss and accuracy over the loader's images (for Heads, accuracy over every known label of every head);
+    under torchrun, over every process's loader together."""
     model.eval()
     loss_fn = _loss_fn(task)
-    total, correct, loss_sum = 0, 0, 0.0
+    answers, correct, loss_sum, seen = 0, 0, 0.0, 0
     for x, y, _ in loader:
         x, y = x.to(device), y.to(device)
         with _autocast(device):
             logits = model(x).float()
-        loss_sum += float(loss_fn(logits if task == "multiclass" else logits.squeeze(1), y)) * len(y)
-        correct += _correct(logits, y, task)
-        total += len(y)
-    loss_sum, correct, total = distributed.sum_over_processes([loss_sum, correct, total], device)
-    return loss_sum / total, correct / total
+        loss_sum += float(loss_fn(_task_output(logits, task), y)) * len(y)
+        right, counted = _correct(logits, y, task)
+        correct, answers, seen = correct + right, answers + counted, seen + len(y)
+    loss_sum, correct, answers, seen = distributed.sum_over_processes([loss_sum, correct, answers, seen], device)
+    return loss_sum / seen, correct / max(answers, 1)
 
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: np.ndarray, *,
                   task: Task, batch_size: int, device: torch.device) -> np.ndarray:
-    """Probabilities for every image: (N, K) softmax for multiclass, (N,) sigmoid for binary."""
+    """Probabilities for every image: (N, K) softmax for multiclass, (N,) sigmoid for binary, and for Heads each
+    head's softmax side by side, (N, sum of the sizes)."""
     model = model.to(device).eval()
     index = np.arange(len(images))
     data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), index, mean, std)
@@ -255,13 +305,18 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: n
     for x, _, _ in _loader(data, batch_size, False, 0):
         with _autocast(device):
             logits = model(x.to(device)).float()
-        out.append((logits.softmax(1) if task == "multiclass" else logits.squeeze(1).sigmoid()).cpu().numpy())
+        if isinstance(task, Heads):
+            probs = torch.cat([part.softmax(1) for part in task.split(logits)], 1)
+        else:
+            probs = logits.softmax(1) if task == "multiclass" else logits.squeeze(1).sigmoid()
+        out.append(probs.cpu().numpy())
     return np.concatenate(out).astype(np.float64)
 
 
-def save_checkpoint(path: Path, models: ConvNet | list[ConvNet], **extra: Any) -> None:
-    """One model (the base) or several (the auxes of a tree of cuts, in node order) in one file, with `extra`."""
-    models = [models] if isinstance(models, ConvNet) else models
+def save_checkpoint(path: Path, models: nn.Module | list[nn.Module], **extra: Any) -> None:
+    """One model (the base) or several (the auxes of a tree of cuts, in node order) in one file, with `extra`. Each
+    model has an `arch`: what its builder needs to make it again (see load_checkpoint)."""
+    models = models if isinstance(models, list) else [models]
     state = {"nets": [{"arch": m.arch, "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}} for m in models],
              **extra}
     # Saved through a buffer: torch names the records inside the zip after the file, and the temporary file's
@@ -272,8 +327,10 @@ def save_checkpoint(path: Path, models: ConvNet | list[ConvNet], **extra: Any) -
         tmp.write_bytes(buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> tuple[list[ConvNet], dict[str, Any]]:
-    """The models a checkpoint holds (in the order saved) and its whole state (`mean`, `std`, ...)."""
+def load_checkpoint(path: Path, builder: Callable[[dict[str, Any]], nn.Module] = build
+                    ) -> tuple[list[ConvNet], dict[str, Any]]:
+    """The models a checkpoint holds (in the order saved) and its whole state (`mean`, `std`, ...); `builder` makes
+    an empty model from a saved arch (a ConvNet unless told otherwise, e.g. auxcut.exits.build for early exits)."""
     if not path.is_file():
         raise AuxcutError(f"{path}: model checkpoint not found (run the stage that trains it first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -281,7 +338,7 @@ def load_checkpoint(path: Path) -> tuple[list[ConvNet], dict[str, Any]]:
         raise AuxcutError(f"{path}: a checkpoint of an older auxcut (no 'nets'); run `dvc repro` to retrain it")
     models = []
     for net in state["nets"]:
-        model = build(net["arch"])
+        model = builder(net["arch"])
         model.load_state_dict(net["state_dict"])
         models.append(model)
     return models, state

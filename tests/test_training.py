@@ -128,3 +128,41 @@ def test_augmented_training_runs_and_stays_deterministic(digits):
                                     epochs=2, batch_size=64, lr=0.003, weight_decay=0.0, patience=5, seed=0,
                                     device=training.pick_device(), desc="test", augment=True))
     assert results[0].history == results[1].history
+
+
+def test_heads_skip_missing_labels_and_learn_each_head(digits):
+    """Two heads on one net (the digit, and digit >= 5), with most of the second head's train labels missing: the
+    loss skips them, both heads learn, and predict_proba gives each head's softmax side by side."""
+    labels = digits.samples["label"].to_numpy()
+    train, val = digits.indices("train"), digits.indices("val")
+    targets = np.column_stack([labels, (labels >= 5).astype(np.int64)])
+    hidden = np.random.default_rng(0).random(len(labels)) < 0.9
+    targets[hidden & np.isin(np.arange(len(labels)), train), 1] = training.MISSING
+    heads = training.Heads((10, 2))
+    mean, std = training.channel_stats(digits.images, train)
+    device = training.pick_device()
+    training.seed_everything(0, device)
+    result = training.fit(ConvNet((1, 8, 8), 12, 16), digits.images, targets, train, val, task=heads, mean=mean,
+                          std=std, epochs=15, batch_size=64, lr=0.003, weight_decay=1e-4, patience=15, seed=0,
+                          device=device, desc="test")
+    assert 0.8 < result.best["val_acc"] <= 1
+    probs = training.predict_proba(result.model, digits.images, mean, std, task=heads, batch_size=100, device=device)
+    assert probs.shape == (1797, 12)
+    np.testing.assert_allclose(probs[:, :10].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs[:, 10:].sum(1), 1.0, atol=1e-5)
+    test = digits.indices("test")
+    assert (probs[test, :10].argmax(1) == labels[test]).mean() > 0.85
+    assert (probs[test, 10:].argmax(1) == (labels[test] >= 5)).mean() > 0.75  # from 10% of the labels
+
+
+def test_masked_heads_loss_ignores_missing_labels():
+    loss = training.MaskedHeadsLoss(training.Heads((3, 2)))
+    logits = torch.randn(4, 5)
+    y = torch.tensor([[0, -1], [2, -1], [1, -1], [0, -1]])
+    only_first = torch.nn.functional.cross_entropy(logits[:, :3], y[:, 0])
+    assert torch.allclose(loss(logits, y), only_first)
+    y[0, 1] = 1  # one known label of the second head adds exactly its own cross-entropy
+    second = torch.nn.functional.cross_entropy(logits[:1, 3:], y[:1, 1])
+    assert torch.allclose(loss(logits, y), only_first + second)
+    with pytest.raises(AuxcutError, match="heads"):
+        training.Heads((3, 1))
