@@ -56,6 +56,16 @@ class ClassTree:
         """(nodes, K): +1 where a class's path takes side 1 of a node, -1 side 0, 0 where it does not pass."""
         return np.stack([np.where(s < 0, 0, 2 * s - 1) for s in map(self.class_sides, range(len(self.nodes)))])
 
+    def level_groups(self, level: int) -> np.ndarray:
+        """(K,) each class's group when the tree is cut off below `level` (1: the root's two sides; deeper than the
+        tree: its leaves): classes whose sides agree at every node down to that level share a group, numbered in order
+        of their first class."""
+        nodes = [k for k, node in enumerate(self.nodes) if node.level <= level]
+        paths = [tuple(self.class_sides(k)[c] for k in nodes) for c in range(len(self.names))]
+        first = {path: i for i, path in reversed(list(enumerate(paths)))}
+        order = {path: g for g, path in enumerate(sorted(first, key=first.get))}
+        return np.array([order[path] for path in paths], dtype=np.int64)
+
     def leaves(self) -> list[list[int]]:
         """The classes of each leaf, left to right (side 0 before side 1)."""
         out: list[list[int]] = []

@@ -56,6 +56,7 @@ class AuxParams(TrainParams):
     objective: Literal["plain", "residual", "decorrelated"]  # see auxcut.objectives
     strength: float = Field(ge=0)  # how hard the objective pushes the aux away from the base's errors; 0 = plain
     view: Literal["full", "gray", "low", "center"]  # what the aux sees of the image (auxcut.models.View)
+    mode: Literal["separate", "head"]  # a small CNN per cut, or binary heads on the base's backbone (auxcut.joint)
 
 
 class MaxcutParams(_Strict):
@@ -71,6 +72,40 @@ class HeadParams(_Strict):
     aux_features: Literal["nodes", "paths"]  # the aux probabilities as they are, or each class's path log-probability
     C: float = Field(gt=0)
     max_iter: int = Field(ge=1)
+
+
+class AttributesParams(TrainParams):
+    """One backbone with a head per attribute (masked loss) against one CNN per attribute (auxcut.attributes)."""
+
+    names: list[str]  # group attributes of the data and/or `cut`, `class`; [] = every group attribute and the cut
+    hidden: list[float] = Field(min_length=1)  # fractions of each attribute's train labels hidden, one comparison each
+    view: Literal["full", "gray", "low", "center"]
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "AttributesParams":
+        for value in self.hidden:
+            if not 0 <= value < 1:
+                raise ValueError(f"each hidden fraction must be in [0, 1) (1 would hide every label), got {value:g}")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names must not repeat, got {self.names}")
+        return self
+
+
+class ExitsParams(TrainParams):
+    """Early exits, coarse -> fine, on a copy of the base (auxcut.exits); `width` is the exit branches' width."""
+
+    groups: Literal["tree", "prefix"] | list[list[int]]  # what the coarse exits predict (see params.yaml)
+    after: list[int] = Field(min_length=1)  # conv layers (1-based, two per block) after which a coarse exit sits
+    backbone: Literal["frozen", "joint"]  # frozen: only the exits train (the final exit stays the base); joint: all
+    thresholds: list[float] = Field(min_length=1)  # confidence thresholds swept per exit
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ExitsParams":
+        if self.after != sorted(set(self.after)) or self.after[0] < 1:
+            raise ValueError(f"after must be increasing conv layer numbers from 1, got {self.after}")
+        if any(not 0 < t <= 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must be in (0, 1], got {self.thresholds}")
+        return self
 
 
 class FairnessParams(_Strict):
@@ -98,9 +133,20 @@ class Params(_Strict):
     aux: AuxParams
     maxcut: MaxcutParams
     head: HeadParams
+    attributes: AttributesParams
+    exits: ExitsParams
     fairness: FairnessParams
     tracking: TrackingParams
     gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "Params":
+        """Params that are each fine but wrong together: caught when any stage starts, before any training. Checks
+        that need the data itself (an image folder's classes and groups) are made where it is read."""
+        from auxcut.variants import check_combinations
+
+        check_combinations(self)  # an AuxcutError, which pydantic lets through to load_params
+        return self
 
 
 def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
@@ -140,6 +186,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise AuxcutError(f"{path}: expected a mapping of params at the top level")
     try:
         return Params.model_validate(_coerce_floats(raw, Params))
+    except AuxcutError as exc:  # a check across sections: already one line naming the params
+        raise AuxcutError(f"{path}: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -148,6 +196,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
                 problems.append(f"{key}: unknown param")
             elif err["type"] == "missing":
                 problems.append(f"{key}: missing")
+            elif err["type"] == "value_error":  # our own validators' messages, which say what was given
+                problems.append(f"{key}: {str(err['ctx']['error'])}")
             else:
                 problems.append(f"{key}: {err['msg'].lower()} (got {err.get('input')!r})")
         raise AuxcutError(f"{path}: " + "; ".join(problems)) from None

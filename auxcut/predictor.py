@@ -1,7 +1,8 @@
 """The final predictor as one object: a batch of images -> class probabilities and class names.
 
 It chains what the pipeline trained: base CNN probabilities + the aux CNNs' probabilities (one per cut of the
-tree of cuts) -> the stacked head (which turns them into path features itself when the head uses them).
+tree of cuts) -> the stacked head (which turns them into path features itself when the head uses them). With the aux
+as a head (aux.mode head), one net gives both the class probabilities and the cuts' in one forward pass.
 `AuxcutPyfunc` wraps it as an MLflow pyfunc model, which is what the registry holds and
 `mlflow models serve` (`make serve`) answers HTTP requests with.
 """
@@ -20,25 +21,32 @@ from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import Schema, TensorSpec
 
-from auxcut import AuxcutError, stacking, training
+from auxcut import AuxcutError, joint, stacking, training
 from auxcut.models import ConvNet
 
 MAX_BATCH = 4096  # one request's images are held in memory at once
 
 
 class Predictor:
+    """`base` and one aux per cut (aux.mode separate), or `base` alone carrying the cut heads (`joint_cuts` of them,
+    aux.mode head), then the stacked head."""
+
     def __init__(self, base: ConvNet, auxes: list[ConvNet], head: Any, mean: np.ndarray, std: np.ndarray,
-                 classes: list[str]) -> None:
+                 classes: list[str], joint_cuts: int = 0) -> None:
         self.base, self.auxes, self.head = base.eval(), [aux.eval() for aux in auxes], head
-        self.mean, self.std, self.classes = mean, std, classes
+        self.mean, self.std, self.classes, self.joint_cuts = mean, std, classes, joint_cuts
         self.image_shape = tuple(base.arch["in_shape"])
         self.device = training.pick_device()
 
     @classmethod
     def from_files(cls, base_path: Path, aux_path: Path, head_path: Path, classes: list[str]) -> "Predictor":
-        [base], state = training.load_checkpoint(Path(base_path))
-        auxes, _ = training.load_checkpoint(Path(aux_path))
+        auxes, aux_state = training.load_checkpoint(Path(aux_path))
         head = joblib.load(head_path)
+        if aux_state.get("mode") == "head":  # the aux checkpoint holds the whole net: backbone, class and cut heads
+            [net] = auxes
+            cuts = (int(net.arch["n_outputs"]) - len(classes)) // 2
+            return cls(net, [], head, np.asarray(aux_state["mean"]), np.asarray(aux_state["std"]), list(classes), cuts)
+        [base], state = training.load_checkpoint(Path(base_path))
         return cls(base, auxes, head, np.asarray(state["mean"]), np.asarray(state["std"]), list(classes))
 
     def check(self, images: Any) -> np.ndarray:
@@ -66,6 +74,11 @@ class Predictor:
         """(N, K) probabilities of the stacked head, exactly as the pipeline computes them."""
         array = self.check(images)
         kwargs = {"batch_size": 256, "device": self.device}
+        if self.joint_cuts:
+            base, cuts = joint.split(training.predict_proba(self.base, array, self.mean, self.std, **kwargs,
+                                                            task=joint.heads(len(self.classes), self.joint_cuts)),
+                                     len(self.classes))
+            return stacking.predict_all_classes(self.head, np.column_stack([base, cuts]), len(self.classes))
         base = training.predict_proba(self.base, array, self.mean, self.std, task="multiclass", **kwargs)
         auxes = [training.predict_proba(aux, array, self.mean, self.std, task="binary", **kwargs) for aux in self.auxes]
         return stacking.predict_all_classes(self.head, np.column_stack([base, *auxes]), len(self.classes))

@@ -41,14 +41,32 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
         lines.append(f"{'tree of cuts':<38} depth {cut['depth']}: {len(cut['nodes'])} cuts, {len(cut['leaves'])} leaves "
                      "(data/cut.json, plots/maxcut/tree.png)")
     auxes = aux.get("auxes", 1)
-    lines.append(f"{'aux model' + ('s' if auxes > 1 else ''):<38} {aux['base_over_aux_parameters']:.1f}x fewer parameters "
-                 f"than the base{' (all ' + str(auxes) + ')' if auxes > 1 else ''}; test accuracy {aux['accuracy']['test']:.3f}"
-                 f" vs majority rate {aux['majority_rate']['test']:.3f}")
-    if "base_agreement" in aux:
+    if aux.get("mode") == "head":
+        lines.append(f"{'aux as ' + str(auxes) + ' cut head' + ('s' if auxes > 1 else ''):<38} {aux['parameters']:,} parameters "
+                     f"on the base's backbone, one forward pass; cut test accuracy {aux['accuracy']['test']:.3f} vs "
+                     f"majority rate {aux['majority_rate']['test']:.3f}")
+    else:
+        lines.append(f"{'aux model' + ('s' if auxes > 1 else ''):<38} {aux['base_over_aux_parameters']:.1f}x fewer "
+                     f"parameters than the base{' (all ' + str(auxes) + ')' if auxes > 1 else ''}; test accuracy "
+                     f"{aux['accuracy']['test']:.3f} vs majority rate {aux['majority_rate']['test']:.3f}")
+    if "base_agreement" in aux and aux.get("mode") != "head":
         agree = aux["base_agreement"]
         lines.append(f"{'aux objective / view':<38} {aux['objective']} / {aux['view']}: side accuracy aux "
                      f"{agree['aux_side_accuracy']:.3f}, base {agree['base_side_accuracy']:.3f}; error correlation "
                      f"{agree['error_correlation']:+.2f}")
+    exits_path, attributes_path = metrics_dir / "train_exits.json", metrics_dir / "train_attributes.json"
+    if exits_path.is_file():
+        ex = read_json(exits_path)
+        point = ex["operating_point"]["test"]
+        lines.append(f"{'early exits (' + ex['groups'] + ' groups)':<38} at the point picked on val: accuracy "
+                     f"{point['accuracy']:.3f} (full depth {ex['full_accuracy']['test']:.3f}) at {point['flops']:.0%} of "
+                     f"the FLOPs, {point['coarse_share']:.0%} answers coarse (plots/exits/curve.png)")
+    if attributes_path.is_file():
+        at = read_json(attributes_path)
+        row = at["by_fraction"][-1]
+        lines.append(f"{'attribute heads (' + format(row['hidden'], '.0%') + ' labels hidden)':<38} shared / separate: " +
+                     ", ".join(f"{n} {row['shared']['accuracy'][n]:.3f} / {row['separate']['accuracy'][n]:.3f}"
+                               for n in at["attributes"]))
     return "\n".join(lines)
 
 

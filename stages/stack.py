@@ -1,4 +1,5 @@
-"""stack: the new data set, base class probabilities + aux probability -> original class."""
+"""stack: the new data set, base class probabilities + aux probabilities -> original class (with aux.mode head,
+the class probabilities of the net that carries the cut heads)."""
 
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from auxcut.stage import Stage, run_stage  # noqa: E402
 
 def main(stage: Stage) -> None:
     ds = data.load(paths.PREPARED)
-    frame = stacking.stack(np.load(paths.BASE_PROBS), np.load(paths.AUX_PROBS), ds.samples)
+    frame = stacking.stack(np.load(paths.CLASS_PROBS), np.load(paths.AUX_PROBS), ds.samples)
     write_csv(paths.STACKED, frame)
     base = stacking.features(frame, with_aux=False)
     stage.write_metrics({

@@ -85,7 +85,9 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-METHOD = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+# Every stage of dvc.yaml, in the order `dvc repro` runs them: the method's nine, then the variants on its base and cut.
+STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness",
+          "train_attributes", "train_exits"]
 
 
 def dvc_stages() -> dict:
@@ -129,7 +131,7 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
 
 
 # The params of every end-to-end run on digits: tiny epochs, few bootstrap resamples.
-TINY = {"base__epochs": 3, "aux__epochs": 3, "fairness__bootstrap": 200}
+TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__epochs": 2, "fairness__bootstrap": 200}
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import digest, ran_stages, run, set_params
-
-STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+from conftest import STAGES, digest, ran_stages, run, set_params
 
 
 def metrics(repo: Path, stage: str) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import METHOD, TINY, copy_repository, out_digests, ran_stages, repro, run, without_timings
+from conftest import STAGES, TINY, copy_repository, out_digests, ran_stages, repro, run, without_timings
 
 GIT = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
 
@@ -21,7 +21,7 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 def metrics(metrics_dir: Path) -> dict[str, object]:
-    return {name: without_timings(json.loads((metrics_dir / f"{name}.json").read_text())) for name in METHOD}
+    return {name: without_timings(json.loads((metrics_dir / f"{name}.json").read_text())) for name in STAGES}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def worker(tmp_path_factory):
     and the run-cache to the project's remote (here a local folder)."""
     repo = tmp_path_factory.mktemp("workers") / "first"
     env = copy_repository(repo, **TINY)
-    assert ran_stages(repro(repo, env)) == METHOD
+    assert ran_stages(repro(repo, env)) == STAGES
     for cmd in (["dvc", "remote", "add", "-d", "storage", str(repo.parent / "remote")], ["git", "add", "-A"],
                 GIT + ["commit", "-qm", "results"], ["dvc", "push"], ["dvc", "push", "--run-cache"]):
         ok(run(cmd, repo, env))

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 
-from conftest import METHOD, cached_stages, dvc_stages, out_digests, outs, ran_stages, repro, run, set_params
+from conftest import STAGES, cached_stages, dvc_stages, out_digests, outs, ran_stages, repro, run, set_params
 
 DATA = "${data.path}"  # how dvc.yaml names the data set among prepare's deps
 
@@ -44,7 +44,7 @@ def expected_runs(first: list[str], changed_outs: set[str]) -> list[str]:
     fed by an output that came out different. With every output changed this is first + descendants."""
     stages = dvc_stages()
     runs: list[str] = []
-    for name in METHOD:
+    for name in STAGES:
         fed = {out for ran in runs for out in outs(stages[ran]) if out in changed_outs}
         if name in first or any(covers(out, dep) for out in fed for dep in stages[name]["deps"]):
             runs.append(name)
@@ -52,7 +52,7 @@ def expected_runs(first: list[str], changed_outs: set[str]) -> list[str]:
 
 
 def read_metrics(repo: Path) -> dict[str, dict]:
-    return {name: json.loads((repo / "metrics" / f"{name}.json").read_text()) for name in METHOD}
+    return {name: json.loads((repo / "metrics" / f"{name}.json").read_text()) for name in STAGES}
 
 
 class Rerun(NamedTuple):
@@ -83,8 +83,8 @@ def change_then_restore(repo: Path, env: dict[str, str], path: Path, changed: by
 def test_the_dag_derived_from_dvc_yaml():
     # Every output of a stage that changes reaches every descendant, as in the README's DAG.
     everything = {out for stage in dvc_stages().values() for out in outs(stage)}
-    assert expected_runs(readers("maxcut.hyperplanes"), everything) == METHOD[METHOD.index("maxcut"):]
-    assert expected_runs(declaring(DATA), everything) == METHOD
+    assert expected_runs(readers("maxcut.hyperplanes"), everything) == STAGES[STAGES.index("maxcut"):]
+    assert expected_runs(declaring(DATA), everything) == STAGES
     assert readers("head.C") == ["fit_head"] and readers("head.type") == ["fit_head", "fairness"]
     assert readers("maxcut.depth") == readers("maxcut.polish") == ["maxcut"]
     assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
@@ -146,6 +146,6 @@ def test_data_change_runs_everything(pipeline):
     data = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["path"]
     rows = gzip.decompress(data.read_bytes()).splitlines(keepends=True)
     rerun = change_then_restore(repo, env, data, gzip.compress(b"".join(rows[:-50])))
-    assert rerun.ran == METHOD == expected_runs(declaring(DATA), rerun.changed_outs)
+    assert rerun.ran == STAGES == expected_runs(declaring(DATA), rerun.changed_outs)
     assert rerun.metrics["prepare"]["n_images"] == len(rows) - 50 == 1747
-    assert ran_stages(rerun.restored) == [] and cached_stages(rerun.restored) == METHOD
+    assert ran_stages(rerun.restored) == [] and cached_stages(rerun.restored) == STAGES

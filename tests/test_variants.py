@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import cached_stages, ran_stages, repro, run, set_params
 
-AFTER_MAXCUT = ["maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
+# a new tree changes the cut labels, which the attribute heads and the early exits read too
+AFTER_MAXCUT = ["maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness", "train_attributes", "train_exits"]
 
 
 def metrics(repo: Path, stage: str) -> dict:
@@ -108,3 +110,109 @@ def test_a_tree_over_the_parameter_budget_is_one_line_before_training(variant):
     # the tree was cut (or restored from the run-cache), and nothing after train_aux ran
     assert "maxcut" in ran_stages(result.stdout) + cached_stages(result.stdout)
     assert "Running stage 'stack'" not in result.stdout
+
+
+# --- issue 11: one backbone, many heads ------------------------------------------------------------------------------
+
+
+def test_aux_as_cut_heads_on_the_base_with_a_depth_two_tree(variant):
+    repo, env = variant
+    # separate auxes of width 8 for three cuts would be over the parameter budget: as heads they add a few dozen
+    set_params(repo, aux__mode="head", maxcut__depth=2)
+    output = repro(repo, env)
+    # the depth-2 tree's stages may come from DVC's run-cache (an earlier test cut it); the aux and what reads it run
+    assert ran_stages(output)[:4] == ["train_aux", "stack", "fit_head", "fairness"]
+    assert sorted(ran_stages(output) + cached_stages(output)) == sorted(AFTER_MAXCUT)
+    n_nodes = len(json.loads((repo / "data" / "cut.json").read_text())["nodes"])
+    aux = metrics(repo, "train_aux")
+    assert (aux["mode"], aux["auxes"], aux["inference"]["forward_passes"]) == ("head", n_nodes, 1)
+    import torch
+
+    from auxcut import paths, training
+    from auxcut.predictor import Predictor
+
+    [net], state = training.load_checkpoint(repo / paths.AUX_MODEL)
+    assert state["mode"] == "head" and net.arch["n_outputs"] == 10 + 2 * n_nodes
+    [base], _ = training.load_checkpoint(repo / paths.BASE_MODEL)
+    width = net.classifier[1].in_features
+    assert aux["parameters"] == 2 * n_nodes * (width + 1) and aux["base_over_aux_parameters"] > 10
+    assert sum(p.numel() for p in net.parameters()) == aux["base_parameters"] + aux["parameters"]
+    assert not torch.equal(net.features[0].weight, base.features[0].weight)  # fine-tuned jointly, backbone too
+    # each cut head is scored on the images of its cut's classes, and learned its split
+    for node in aux["nodes"]:
+        assert node["accuracy"]["test"] > node["majority_rate"]["test"]
+    class_probs = np.load(repo / paths.CLASS_PROBS)
+    stacked = pd.read_csv(repo / paths.STACKED)
+    np.testing.assert_allclose(stacked[[f"base_{k}" for k in range(10)]].to_numpy(), class_probs, atol=1e-9)
+    assert np.load(repo / paths.AUX_PROBS).shape == (1797, n_nodes)
+    # the served predictor runs the one net once and gives the pipeline's stacked probabilities
+    predictor = Predictor.from_files(repo / paths.BASE_MODEL, repo / paths.AUX_MODEL, repo / paths.STACKED_HEAD,
+                                     [str(c) for c in range(10)])
+    assert predictor.joint_cuts == n_nodes and predictor.auxes == []
+    from auxcut import data
+
+    rows = data.load(repo / paths.PREPARED).indices("test")[:40]
+    images = np.load(repo / paths.PREPARED / "images.npy")[rows]
+    np.testing.assert_allclose(predictor.predict_proba(images), np.load(repo / paths.STACKED_PROBS)[rows], atol=1e-6)
+
+
+def test_attribute_heads_with_hidden_labels_against_a_net_per_attribute(variant):
+    repo, env = variant
+    set_params(repo, attributes__hidden=[0.0, 0.9], attributes__epochs=8)
+    output = repro(repo, env)
+    assert ran_stages(output) == ["train_attributes"]
+    m = metrics(repo, "train_attributes")
+    assert m["attributes"] == ["digit", "cut"] and m["hidden"] == [0.0, 0.9]
+    full, most = m["by_fraction"]
+    train = metrics(repo, "prepare")["split"]["train"]
+    assert full["known_train_labels"] == {"digit": train, "cut": train}
+    for name in ("digit", "cut"):
+        assert abs(most["known_train_labels"][name] / train - 0.1) < 0.03  # 90% of each attribute's labels hidden
+        assert full["shared"]["accuracy"][name] > full["majority"][name] + 0.2
+        assert full["separate"]["accuracy"][name] > full["majority"][name] + 0.2
+        diff = full["difference"][name]
+        assert diff["low"] <= diff["mean"] <= diff["high"]
+        assert diff["mean"] == pytest.approx(full["shared"]["accuracy"][name] - full["separate"]["accuracy"][name])
+    # fewer labels, worse digits: from 10% of the labels neither the shared nor the separate net does as well
+    assert most["shared"]["accuracy"]["digit"] < full["shared"]["accuracy"]["digit"]
+    assert full["shared"]["parameters"] < full["separate"]["parameters"]
+    assert full["shared"]["images_per_second"] > 0 and full["separate"]["images_per_second"] > 0
+    from auxcut import paths, training
+
+    nets, state = training.load_checkpoint(repo / paths.ATTRIBUTES_MODEL)
+    assert len(nets) == 2 and state["attributes"] == ["digit", "cut"] and nets[0].arch["n_outputs"] == 12
+    assert (repo / "plots" / "attributes" / "accuracy.png").stat().st_size > 0
+
+
+def test_early_exits_on_a_given_grouping(variant):
+    repo, env = variant
+    set_params(repo, exits__groups=[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], exits__epochs=6)
+    output = repro(repo, env)
+    assert ran_stages(output) == ["train_exits"]
+    m = metrics(repo, "train_exits")
+    [exit_] = m["exits"]
+    assert exit_["groups"] == ["0+1+2+3+4", "5+6+7+8+9"] and exit_["after_layer"] == 1
+    assert 0 < exit_["flops_ratio"] < 1 < m["final_flops_ratio"]
+    assert exit_["test_accuracy"] > 0.8  # a two-way split of the digits from the first conv layer
+    assert m["full_accuracy"]["test"] == m["base_accuracy"]  # frozen backbone: the final exit is the base
+    curve = pd.read_csv(repo / "plots" / "exits" / "curve.csv")
+    thresholds = yaml.safe_load((repo / "params.yaml").read_text())["exits"]["thresholds"]
+    assert len(curve) == len(thresholds) + 1
+    assert {"accuracy", "coarse_share", "coarse_right", "fine_right", "flops", "val_accuracy"} <= set(curve.columns)
+    never = curve[curve["threshold_1"].isna()].iloc[0]  # no early answer: the full net, with the exit evaluated
+    assert never["accuracy"] == pytest.approx(m["full_accuracy"]["test"]) and never["coarse_share"] == 0
+    frontier = pd.DataFrame(m["frontier"])
+    assert frontier["flops"].is_monotonic_increasing and frontier["accuracy"].is_monotonic_increasing
+    point = m["operating_point"]
+    assert point["picked_on"] == "val" and set(m["aim"]) >= {"met", "flops_at_most_60_percent"}
+    assert (repo / "plots" / "exits" / "curve.png").stat().st_size > 0
+
+
+def test_a_grouping_that_misses_classes_is_one_line_before_any_training(variant):
+    repo, env = variant
+    set_params(repo, exits__groups=[[0, 1, 2], [3, 4]])
+    result = run(["dvc", "repro"], repo, env)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "error" in line and "exits.groups" in line]
+    assert len(lines) == 1 and "leaves classes [5, 6, 7, 8, 9] out" in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and ran_stages(result.stdout) == ["train_exits"]

@@ -1,0 +1,83 @@
+"""Params of the heads variants (the aux as a head, attribute heads, early exits) that are wrong together: checked
+when params.yaml is read, so a bad combination is one line before any stage trains anything."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from auxcut import AuxcutError, faces
+
+if TYPE_CHECKING:
+    from auxcut.params import Params
+
+DIGITS_CLASSES = [str(d) for d in range(10)]
+# The group attributes each built-in source gives every image (auxcut.sources); an image folder's come from its CSV.
+SOURCE_ATTRIBUTES = {"digits": ["digit"], "utkface": ["age", "race", "gender"]}
+DERIVED_ATTRIBUTES = ["cut", "class"]  # the top cut's side (data/relabeled.csv) and the class itself
+
+
+def known_classes(source: str, scheme: str) -> list[str] | None:
+    """The class names a built-in source has, whatever its images (None for an image folder: its sub-folders)."""
+    if source == "digits":
+        return DIGITS_CLASSES
+    if source == "utkface":
+        return faces.class_names(scheme)
+    return None
+
+
+def conv_layers(image_size: int) -> int:
+    """The conv layers of a full-view ConvNet at this image size: two per block (auxcut.models.ConvNet)."""
+    return 2 * max(1, int(math.log2(image_size / 4)))
+
+
+def prefix_groups(classes: list[str]) -> list[list[int]]:
+    """Classes grouped by their name before the first '/' (UTKFace: the age bucket), in order of first class."""
+    groups: dict[str, list[int]] = {}
+    for label, name in enumerate(classes):
+        groups.setdefault(name.split("/", 1)[0], []).append(label)
+    return list(groups.values())
+
+
+def check_groups(groups: list[list[int]], classes: list[str], key: str = "exits.groups") -> None:
+    """A coarse grouping must put every class in exactly one of at least two groups, and be coarser than the classes."""
+    flat = [c for group in groups for c in group]
+    missing = sorted(set(range(len(classes))) - set(flat))
+    extra = sorted({c for c in flat if not 0 <= c < len(classes)})
+    repeated = sorted({c for c in flat if flat.count(c) > 1})
+    if extra:
+        raise AuxcutError(f"{key} names classes {extra} but the data has {len(classes)} (0..{len(classes) - 1})")
+    if missing:
+        raise AuxcutError(f"{key} leaves classes {missing} out of every group ({len(classes)} classes: "
+                          f"each must be in exactly one group)")
+    if repeated:
+        raise AuxcutError(f"{key} puts classes {repeated} in more than one group")
+    if not 2 <= len(groups) < len(classes):
+        raise AuxcutError(f"{key} gives {len(groups)} groups for {len(classes)} classes: a coarse exit "
+                          f"needs at least 2 groups and fewer groups than classes")
+
+
+def check_attributes(names: list[str], available: list[str]) -> None:
+    unknown = [n for n in names if n not in available + DERIVED_ATTRIBUTES]
+    if unknown:
+        raise AuxcutError(f"attributes.names has {', '.join(unknown)}, not an attribute of this data "
+                          f"(expected some of: {', '.join(available + DERIVED_ATTRIBUTES)}; [] takes every one)")
+
+
+def check_combinations(p: Params) -> None:
+    if p.aux.mode == "head" and (p.aux.objective != "plain" or p.aux.view != "full"):
+        raise AuxcutError(f"aux.mode head puts the cut heads on the base's own backbone, so aux.objective "
+                          f"must be plain and aux.view full (got {p.aux.objective} and {p.aux.view})")
+    layers = conv_layers(p.data.image_size)
+    if p.exits.after[-1] >= layers:
+        raise AuxcutError(f"exits.after {p.exits.after} reaches layer {p.exits.after[-1]}, but at "
+                          f"data.image_size {p.data.image_size} the net has {layers} conv layers: an early exit sits "
+                          f"after one of layers 1..{layers - 1}")
+    classes = known_classes(p.data.source, p.data.classes)
+    if classes is not None:
+        if p.exits.groups == "prefix":
+            check_groups(prefix_groups(classes), classes, "exits.groups prefix (class names before the first '/')")
+        elif isinstance(p.exits.groups, list):
+            check_groups(p.exits.groups, classes)
+    if p.data.source in SOURCE_ATTRIBUTES:
+        check_attributes(p.attributes.names, SOURCE_ATTRIBUTES[p.data.source])
