@@ -7,7 +7,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
         --set aux.width=5 --set aux.epochs=30 --set aux.patience=6   # a lever: its own row in the report
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic \
         --levers preset residual decorrelated view-center tree2-paths   # named levers (LEVERS), base trained once
-    python -m auxcut.study report                        # reports/study-utkface.md and reports/study-utkface.json
+    python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers preset aux-head exits-age
+    python -m auxcut.study report     # reports/study-utkface.md (+ .json), and reports/variants-heads.md (+ .json)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from auxcut import AuxcutError
+from auxcut import AuxcutError, heads_report
 from auxcut.tracking import project_root
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -34,10 +35,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 HARDWARE: dict[str, dict[str, Any]] = {
     # 2-core CPU: ~15 minutes end to end for utkface-15
+    # the attribute nets at half resolution and width 8 (3 fractions x 5 nets), exits on a frozen base after blocks 1, 2
     "cpu": {"data.image_size": 64, "base.width": 16, "base.epochs": 12, "base.patience": 4, "base.augment": True,
-            "aux.width": 4, "aux.epochs": 12, "aux.patience": 4},
+            "aux.width": 4, "aux.epochs": 12, "aux.patience": 4,
+            "attributes.hidden": [0.0, 0.5, 0.9], "attributes.view": "low", "attributes.width": 8,
+            "attributes.epochs": 6, "attributes.patience": 3, "attributes.augment": True,
+            "exits.after": [2, 4], "exits.epochs": 4, "exits.patience": 2},
     "gpu": {"data.image_size": 128, "base.width": 32, "base.epochs": 30, "base.batch_size": 128, "base.patience": 6,
-            "base.augment": True, "aux.width": 8, "aux.epochs": 30, "aux.batch_size": 128, "aux.patience": 6},
+            "base.augment": True, "aux.width": 8, "aux.epochs": 30, "aux.batch_size": 128, "aux.patience": 6,
+            "attributes.hidden": [0.0, 0.5, 0.9], "attributes.width": 32, "attributes.epochs": 30,
+            "attributes.batch_size": 128, "attributes.patience": 6, "attributes.augment": True,
+            "exits.after": [2, 4, 6], "exits.epochs": 15, "exits.batch_size": 128, "exits.width": 32},
 }
 HEADS = ("logistic", "naive_bayes")
 # The named levers of the aux (issue 10), each on top of a preset; `preset` is the preset itself. Widths keep every
@@ -52,6 +60,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "view-low": {"aux.view": "low", "aux.width": 8},
     "tree2-paths": {"maxcut.depth": 2, "aux.width": 2, "head.aux_features": "paths"},
     "tree2-nodes": {"maxcut.depth": 2, "aux.width": 2, "head.aux_features": "nodes"},
+    # issue 11: the cut as a head on the base (fine-tuned from it: a lower lr, few epochs), exits grouped by age bucket
+    "aux-head": {"aux.mode": "head", "aux.lr": 0.001, "aux.epochs": 4, "aux.patience": 2, "aux.augment": True},
+    "exits-age": {"exits.groups": "prefix"},
 }
 DEFAULT_ARCHIVE = "../shared/datasets/utkface/UTKFace.tar.gz"
 
@@ -187,6 +198,9 @@ def write_report(root: Path) -> Path:
     (root / "reports" / "study-utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
     (root / "reports" / "study-utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
                                                               indent=2) + "\n")
+    heads = heads_report.write(root)
+    if heads is not None:
+        print(heads)
     return root / "reports" / "study-utkface.md"
 
 
