@@ -63,6 +63,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     # issue 11: the cut as a head on the base (fine-tuned from it: a lower lr, few epochs), exits grouped by age bucket
     "aux-head": {"aux.mode": "head", "aux.lr": 0.001, "aux.epochs": 4, "aux.patience": 2, "aux.augment": True},
     "exits-age": {"exits.groups": "prefix"},
+    "exits-joint": {"exits.backbone": "joint", "exits.lr": 0.001},  # the whole net learns the exits (Gran-HBN trains so)
 }
 DEFAULT_ARCHIVE = "../shared/datasets/utkface/UTKFace.tar.gz"
 

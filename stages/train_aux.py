@@ -109,6 +109,7 @@ def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.D
     """One binary head per cut on a copy of the base, fine-tuned jointly with its class head (auxcut.joint)."""
     p, cfg = stage.params, stage.params.aux
     n_classes, n_cuts = len(ds.classes), len(tree.nodes)
+    training.seed_everything(p.seed, device)  # the cut heads' initial weights are drawn here
     net = joint.from_base(base, n_cuts)
     heads = joint.heads(n_classes, n_cuts)
     head_parameters = count_parameters(net) - count_parameters(base)
@@ -116,7 +117,6 @@ def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.D
           f"the base's {count_parameters(base):,}", file=sys.stderr)
     sides = relabeled[[f"node_{k}" for k in range(n_cuts)]].to_numpy()
     targets = joint.targets(ds.samples["label"].to_numpy(), sides)
-    training.seed_everything(p.seed, device)
     result = training.fit(net, ds.images, targets, ds.indices("train"), ds.indices("val"), task=heads, mean=mean,
                           std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                           weight_decay=cfg.weight_decay, patience=cfg.patience, augment=cfg.augment, seed=p.seed,

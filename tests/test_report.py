@@ -73,3 +73,50 @@ def test_a_lever_naming_no_param_is_refused(tmp_path):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     with pytest.raises(AuxcutError, match="aux.depth is not a param"):
         study.set_params(tmp_path / "params.yaml", study.parse_set(["aux.depth=3"]))
+
+
+def test_heads_report_from_real_runs(pipeline, tmp_path):
+    """reports/variants-heads.md from the digits pipeline's metrics: two seeds of the preset, one of the aux as a head
+    (its train_aux metrics marked as the head mode's), one of the exits on another grouping."""
+    from auxcut import heads_report
+
+    repo, _, _ = pipeline
+    root = tmp_path / "project"
+    runs = root / "reports" / "runs"
+    for seed, lever in ((0, ""), (1, ""), (0, "aux-head"), (0, "exits-age")):
+        run = runs / f"digits-s{seed}-logistic{'-' + lever if lever else ''}"
+        shutil.copytree(repo / "metrics", run)
+        config = f"digits (cpu{', lever ' + lever if lever else ''})"
+        (run / "run.json").write_text(json.dumps({"config": config, "seed": seed, "head": "logistic"}))
+    aux = json.loads((runs / "digits-s0-logistic-aux-head" / "train_aux.json").read_text())
+    aux["mode"], aux["inference"]["forward_passes"] = "head", 1
+    (runs / "digits-s0-logistic-aux-head" / "train_aux.json").write_text(json.dumps(aux))
+    exits = json.loads((runs / "digits-s0-logistic-exits-age" / "train_exits.json").read_text())
+    exits["groups"] = "prefix"
+    (runs / "digits-s0-logistic-exits-age" / "train_exits.json").write_text(json.dumps(exits))
+    shutil.copytree(runs / "digits-s0-logistic", runs / "digits-s0-naive_bayes")  # another head: left out
+    (runs / "digits-s0-naive_bayes" / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": 0,
+                                                                         "head": "naive_bayes"}))
+    path = heads_report.write(root)
+    page = path.read_text()
+    data = json.loads((root / "reports" / "variants-heads.json").read_text())
+    assert len(data["runs"]) == 4
+    agg = data["aggregates"]
+    assert agg["aux/digits/separate"]["seeds"] == [0, 1] and agg["aux/digits/head"]["seeds"] == [0]
+    assert agg["attributes/digits"]["seeds"] == [0, 1]  # the preset's runs: one attribute comparison per seed
+    assert agg["exits/digits/tree, frozen backbone"]["seeds"] == [0, 1]
+    assert agg["exits/digits/prefix, frozen backbone"]["seeds"] == [0]
+    fair = json.loads((repo / "metrics" / "fairness.json").read_text())
+    assert agg["aux/digits/head"]["stacked_accuracy"]["mean"] == fair["predictors"]["stacked"]["accuracy"]
+    m = json.loads((repo / "metrics" / "train_exits.json").read_text())
+    tree = agg["exits/digits/tree, frozen backbone"]
+    assert tree["point_flops"]["mean"] == pytest.approx(m["operating_point"]["test"]["flops"])
+    assert tree["point_drop"]["ci"] == pytest.approx([tree["point_drop"]["mean"]] * 2)  # the same run twice
+    for heading in ("### The aux as a head", "### Attribute heads with hidden labels", "### Early exits", "Gran-HBN"):
+        assert heading in page
+    attrs = json.loads((repo / "metrics" / "train_attributes.json").read_text())
+    digit = attrs["by_fraction"][0]["shared"]["accuracy"]["digit"]
+    assert f"| 0% | digit |" in page and f"{100 * digit:.1f}" in page
+    empty = tmp_path / "empty"
+    (empty / "reports" / "runs").mkdir(parents=True)
+    assert heads_report.write(empty) is None  # no run with the variants yet: nothing written

@@ -109,6 +109,8 @@ def test_the_dag_derived_from_dvc_yaml():
         # re-fit the heads only
         ("aux.objective", "residual", ["train_aux", "stack", "fit_head", "fairness"]),
         ("head.aux_features", "paths", ["fit_head", "fairness"]),
+        # the variants of issue 11 read their own sections: an exits param re-runs the exits alone
+        ("exits.thresholds", [0.6, 0.9], ["train_exits"]),
     ],
 )
 def test_param_change_runs_its_readers_and_what_their_outputs_change(pipeline, param, value, literal):
