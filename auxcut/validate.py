@@ -84,7 +84,7 @@ def gates_table(results: list[GateResult]) -> str:
 
 
 def _is_timing(metric: str) -> bool:
-    return any(part == "seconds" or part.endswith("_seconds") for part in metric.split("."))
+    return any(part == "seconds" or part.endswith(("_seconds", "_per_second")) for part in metric.split("."))
 
 
 def _is_detail(metric: str) -> bool:
@@ -97,7 +97,7 @@ def _number(value: Any) -> str:
 
 
 def diff_table(diff: dict[str, dict[str, dict[str, Any]]], rev: str) -> str:
-    """`dvc metrics diff --json` as a table, less wall times; a file new since `rev` is one line."""
+    """`dvc metrics diff --json` as a table, less wall times and throughputs; a file new since `rev` is one line."""
     rows, details = [], 0
     for path, changes in sorted(diff.items()):
         changes = {m: c for m, c in changes.items() if not _is_timing(m)}
@@ -112,7 +112,7 @@ def diff_table(diff: dict[str, dict[str, dict[str, Any]]], rev: str) -> str:
             rows.append([path, metric, _number(change.get("old")), _number(change.get("new")),
                          "-" if delta is None else f"{delta:+.5g}" if isinstance(delta, float) else f"{delta:+}"])
     if not rows and not details:
-        return f"no change from {rev} (wall times left out)"
+        return f"no change from {rev} (wall times and throughputs left out)"
     text = table(["path", "metric", rev, "workspace", "change"], rows) if rows else ""
     if details:
         text += f"\n... and {details} per-group or per-class metrics changed (`dvc metrics diff {rev}` lists them)"

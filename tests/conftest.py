@@ -60,9 +60,11 @@ def repro(repo: Path, env: dict[str, str], *args: str) -> str:
 
 
 def without_timings(value: object) -> object:
-    """A metrics tree less its wall times (`seconds`, `solve_seconds`), the only fields that vary between runs."""
+    """A metrics tree less its timings (`seconds`, `solve_seconds`, `images_per_second`), the only fields that vary
+    between runs."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k != "seconds" and not k.endswith("_seconds")}
+        return {k: without_timings(v) for k, v in value.items()
+                if k != "seconds" and not k.endswith(("_seconds", "_per_second"))}
     if isinstance(value, list):  # e.g. the per-cut entries of metrics/maxcut.json's nodes
         return [without_timings(v) for v in value]
     return value

@@ -90,8 +90,10 @@ def test_the_dag_derived_from_dvc_yaml():
     assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
     assert readers("head.aux_features") == ["fit_head"]
     assert declaring("auxcut/objectives.py") == ["train_aux"]
-    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head"]
-    assert declaring("data/cut.json") == ["relabel", "train_aux", "fit_head"]
+    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits"]
+    assert declaring("data/cut.json") == ["relabel", "train_aux", "fit_head", "train_exits"]
+    assert readers("exits.groups") == ["train_exits"] and readers("attributes.hidden") == ["train_attributes"]
+    assert declaring("data/relabeled.csv") == ["train_aux", "train_attributes"]
     assert declaring("auxcut/stacking.py") == ["stack", "fit_head"]
     assert declaring("auxcut/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
     assert expected_runs([], set()) == []

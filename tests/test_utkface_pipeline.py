@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import UTKFACE_ARCHIVE, copy_repository, ran_stages, run
+from conftest import STAGES, UTKFACE_ARCHIVE, copy_repository, ran_stages, run
 
 pytestmark = pytest.mark.skipif(not UTKFACE_ARCHIVE.is_file(), reason="the shared UTKFace archive is not beside the repository")
 
@@ -16,7 +16,8 @@ def faces(tmp_path_factory):
     repo = tmp_path_factory.mktemp("faces") / "repo"
     env = copy_repository(repo, data__source="utkface", data__path=str(UTKFACE_ARCHIVE), data__classes="age_race",
                           data__image_size=32, data__max_per_class=40, base__width=8, base__epochs=2,
-                          base__augment=True, aux__width=2, aux__epochs=2, fairness__bootstrap=100)
+                          base__augment=True, aux__width=2, aux__epochs=2, attributes__epochs=2,
+                          exits__epochs=2, exits__groups="prefix", exits__after=[2], fairness__bootstrap=100)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return repo, result.stdout
@@ -27,8 +28,13 @@ def metrics(repo, stage: str) -> dict:
 
 
 def test_subset_runs_every_stage(faces):
-    _, output = faces
-    assert len(ran_stages(output)) == 9
+    repo, output = faces
+    assert ran_stages(output) == STAGES
+    # the face attributes and the cut get a head each; the age-bucket exit names the three buckets
+    assert metrics(repo, "train_attributes")["attributes"] == ["race", "gender", "age", "cut"]
+    assert metrics(repo, "train_exits")["exits"][0]["groups"] == [
+        "+".join(f"{age}/{race}" for race in ("White", "Black", "Asian", "Indian", "Others"))
+        for age in ("0-25", "26-45", "46+")]
 
 
 def test_prepare_counts_classes_groups_and_malformed_names(faces):

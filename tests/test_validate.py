@@ -61,7 +61,8 @@ def test_diff_table_leaves_out_wall_times_and_folds_details():
             "predictors.base.groups.digit.by_group.3.accuracy": {"old": 0.9, "new": 0.8, "diff": -0.1},
             "seconds": {"old": 1.0, "new": 2.0, "diff": 1.0},
         },
-        "metrics/maxcut.json": {"solve_seconds.sdp": {"old": 0.1, "new": 0.2, "diff": 0.1}},
+        "metrics/maxcut.json": {"solve_seconds.sdp": {"old": 0.1, "new": 0.2, "diff": 0.1},
+                                "inference.base_images_per_second": {"old": 900.0, "new": 950.0, "diff": 50.0}},
         "metrics/prepare.json": {"n_images": {"old": None, "new": 1797, "diff": None}},
     }
     lines = diff_table(diff, "HEAD").splitlines()
@@ -70,7 +71,7 @@ def test_diff_table_leaves_out_wall_times_and_folds_details():
     assert lines[3].split()[:2] == ["metrics/prepare.json", "(not"] and "1 new metrics" in lines[3]
     assert lines[4].startswith("... and 1 per-group or per-class metrics changed")
     assert not any("seconds" in line for line in lines)
-    assert diff_table({"metrics/maxcut.json": diff["metrics/maxcut.json"]}, "HEAD") == "no change from HEAD (wall times left out)"
+    assert diff_table({"metrics/maxcut.json": diff["metrics/maxcut.json"]}, "HEAD") == "no change from HEAD (wall times and throughputs left out)"
 
 
 def test_validate_on_the_pipeline_passes_then_fails_a_raised_gate(pipeline):
