@@ -56,6 +56,7 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
             record[f"attr{h}_{name}_shared"] = row["shared"]["accuracy"][name]
             record[f"attr{h}_{name}_separate"] = row["separate"]["accuracy"][name]
             record[f"attr{h}_{name}_difference"] = row["difference"][name]["mean"]
+            record[f"attr{h}_{name}_difference_within"] = [row["difference"][name]["low"], row["difference"][name]["high"]]
             record[f"attr{h}_{name}_majority"] = row["majority"][name]
         for kind in ("shared", "separate"):
             record[f"attr{h}_{kind}_parameters"] = row[kind]["parameters"]
@@ -129,7 +130,9 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]], report
         lines += ["", "`separate`: the base plus one small CNN per cut, a forward pass each; `head`: a copy of the base "
                   "with a binary head per cut, fine-tuned jointly (class loss + masked cut losses), whose own class "
                   "probabilities the stacked set is built on. Aux parameters: the separate aux's, or the heads' "
-                  "added to the base.", ""]
+                  "added to the base. The head's class accuracy also gains from the fine-tuning itself (more epochs "
+                  "at a lower learning rate): a fine-tune without cut heads, which would separate the two, was not "
+                  "run.", ""]
         a = agg.get(f"attributes/{data}")
         if a is not None:
             r0 = next(r for r in records if _dataset(r["config"]) == data and "lever" not in r["config"])
@@ -142,10 +145,15 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]], report
             for h in r0["attributes_hidden"]:
                 for name in r0["attributes"]:
                     key = f"attr{h}_{name}"
+                    difference = a[f"{key}_difference"]
+                    if difference["ci"] is None:  # one seed: the paired interval over its test images instead, marked
+                        difference = {**difference, "ci": r0[f"{key}_difference_within"]}
                     lines.append(f"| {h}% | {name} | {_cell(a[f'{key}_majority'])} | {_cell(a[f'{key}_shared'])} | "
-                                 f"{_cell(a[f'{key}_separate'])} | {_cell(a[f'{key}_difference'], True)} |")
+                                 f"{_cell(a[f'{key}_separate'])} | {_cell(difference, True)}"
+                                 f"{' *' if a[f'{key}_difference']['ci'] is None else ''} |")
             h = r0["attributes_hidden"][0]
-            lines += ["", "| | parameters | images/s |", "|---|---|---|",
+            lines += ["", "\\* one seed: the 95% interval is the paired one over that seed's test images (normal "
+                      "approximation), not over seeds.", "", "| | parameters | images/s |", "|---|---|---|",
                       f"| shared heads (one net) | {a[f'attr{h}_shared_parameters']['mean']:,.0f} | "
                       f"{_cell(a[f'attr{h}_shared_images_per_second'], scale=1, digits=0)} |",
                       f"| separate nets ({len(r0['attributes'])}) | {a[f'attr{h}_separate_parameters']['mean']:,.0f} | "
@@ -175,7 +183,8 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]], report
                              f"{_cell(a['point_coarse_share'])} | {_cell(a['point_coarse_right'])} | "
                              f"{_cell(a['point_fine_right'])} | {a['aim_met']} of {_n(a)} |")
             lines += ["", f"Published anchor: {ANCHOR}", ""]
-            figures = sorted((reports / "figures").glob(f"*-{data}*/exits/curve.png"))
+            figures = [f for f in sorted((reports / "figures").glob(f"*-{data}*/exits/curve.png"))
+                       if "lever" not in f.parts[-3] and ("exits" in f.parts[-3] or f.parts[-3].endswith(data))]
             lines += [f"![accuracy-compute curve, {p.parts[-3]}]({p.relative_to(reports).as_posix()})" for p in figures]
             lines.append("")
     return "\n".join(lines) + "\n"
