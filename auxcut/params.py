@@ -108,6 +108,36 @@ class ExitsParams(TrainParams):
         return self
 
 
+class OcclusionParams(_Strict):
+    """Occluded copies of the test split (auxcut.occlusion): the PMNIST cuts and random patches."""
+
+    sets: list[Literal["horizontal", "vertical", "diagonal", "triple", "patches"]] = Field(min_length=1)
+    patch_count: int = Field(ge=1)  # random squares per image in the `patches` set
+    patch_size: float = Field(gt=0, lt=1)  # their side, as a fraction of the image side (1 would remove it all)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "OcclusionParams":
+        if len(set(self.sets)) != len(self.sets):
+            raise ValueError(f"sets must not repeat, got {self.sets}")
+        return self
+
+
+class MissingParams(_Strict):
+    """Heads on the frozen base backbone's bounded features, present and/or missing (auxcut.missing)."""
+
+    features: list[Literal["present", "missing", "both"]] = Field(min_length=1)
+    hidden: int = Field(ge=1)  # tanh units of each head's hidden layer
+    alpha: float = Field(ge=0)  # L2 penalty
+    max_iter: int = Field(ge=1)
+    cap_quantile: float = Field(gt=0, le=1)  # each feature's bound: this quantile of its train values
+
+    @model_validator(mode="after")
+    def _unique(self) -> "MissingParams":
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features must not repeat, got {self.features}")
+        return self
+
+
 class FairnessParams(_Strict):
     bootstrap: int = Field(ge=10)
     ci: float = Field(gt=0, lt=1)
@@ -135,6 +165,8 @@ class Params(_Strict):
     head: HeadParams
     attributes: AttributesParams
     exits: ExitsParams
+    occlusion: OcclusionParams
+    missing: MissingParams
     fairness: FairnessParams
     tracking: TrackingParams
     gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate

@@ -70,18 +70,23 @@ class Predictor:
             array = array.astype(np.uint8)
         return array
 
-    def predict_proba(self, images: Any) -> np.ndarray:
-        """(N, K) probabilities of the stacked head, exactly as the pipeline computes them."""
+    def head_inputs(self, images: Any) -> np.ndarray:
+        """(N, K + cuts) what the heads read: the class probabilities (the control head reads these alone) and the
+        cuts' probabilities."""
         array = self.check(images)
         kwargs = {"batch_size": 256, "device": self.device}
         if self.joint_cuts:
             base, cuts = joint.split(training.predict_proba(self.base, array, self.mean, self.std, **kwargs,
                                                             task=joint.heads(len(self.classes), self.joint_cuts)),
                                      len(self.classes))
-            return stacking.predict_all_classes(self.head, np.column_stack([base, cuts]), len(self.classes))
+            return np.column_stack([base, cuts])
         base = training.predict_proba(self.base, array, self.mean, self.std, task="multiclass", **kwargs)
         auxes = [training.predict_proba(aux, array, self.mean, self.std, task="binary", **kwargs) for aux in self.auxes]
-        return stacking.predict_all_classes(self.head, np.column_stack([base, *auxes]), len(self.classes))
+        return np.column_stack([base, *auxes])
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """(N, K) probabilities of the stacked head, exactly as the pipeline computes them."""
+        return stacking.predict_all_classes(self.head, self.head_inputs(images), len(self.classes))
 
     def predict(self, images: Any) -> pd.DataFrame:
         """One row per image: the predicted label and class name, its probability, and every class's probability."""

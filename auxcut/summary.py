@@ -67,6 +67,13 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
         lines.append(f"{'attribute heads (' + format(row['hidden'], '.0%') + ' labels hidden)':<38} shared / separate: " +
                      ", ".join(f"{n} {row['shared']['accuracy'][n]:.3f} / {row['separate']['accuracy'][n]:.3f}"
                                for n in at["attributes"]))
+    robustness_path = metrics_dir / "robustness.json"
+    if robustness_path.is_file():
+        sets = read_json(robustness_path)["sets"]
+        names = [n for n in next(iter(sets.values()))["predictors"] if n in ("base", "stacked") or n.startswith("fc_")]
+        lines.append(f"{'under occlusion (accuracy)':<38} " + ", ".join(names) + " (plots/robustness/accuracy.png)")
+        for set_name, scored in sets.items():
+            lines.append(f"{'  ' + set_name:<38} " + " ".join(f"{scored['predictors'][n]['accuracy']:.3f}" for n in names))
     return "\n".join(lines)
 
 

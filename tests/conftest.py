@@ -87,9 +87,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-# Every stage of dvc.yaml, in the order `dvc repro` runs them: the method's nine, then the variants on its base and cut.
+# Every stage of dvc.yaml, in the order `dvc repro` runs them: the method's nine, then the variants on its base and cut,
+# then the occluded test sets, the missing-feature heads and every predictor on each set.
 STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness",
-          "train_attributes", "train_exits"]
+          "train_attributes", "train_exits", "occlude", "train_missing", "robustness"]
 
 
 def dvc_stages() -> dict:

@@ -53,6 +53,14 @@ def _depth_zero(p):
     p["maxcut"]["depth"] = 0
 
 
+def _whole_image_patch(p):
+    p["occlusion"]["patch_size"] = 1.0
+
+
+def _repeated_feature_kind(p):
+    p["missing"]["features"] = ["missing", "missing"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -64,6 +72,8 @@ def _depth_zero(p):
         (_gate_out_of_range, r"validate\.cut_over_bound_min: input should be less than or equal to 1 \(got 1\.5\)"),
         (_unknown_objective, r"aux\.objective: input should be 'plain', 'residual' or 'decorrelated' \(got 'boosted'\)"),
         (_depth_zero, r"maxcut\.depth: input should be greater than or equal to 1 \(got 0\)"),
+        (_whole_image_patch, r"occlusion\.patch_size: input should be less than 1 \(got 1\.0\)"),
+        (_repeated_feature_kind, r"missing: features must not repeat"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):

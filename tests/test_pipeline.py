@@ -71,6 +71,29 @@ def test_fairness_compares_three_predictors_on_test(pipeline):
         assert (repo / "plots" / plot).stat().st_size > 0, plot
 
 
+def test_every_predictor_on_every_occluded_set(pipeline):
+    repo, _, _ = pipeline
+    fair, robust, heads = metrics(repo, "fairness"), metrics(repo, "robustness"), metrics(repo, "train_missing")
+    assert list(robust["sets"]) == ["none", "horizontal", "vertical", "diagonal", "triple", "patches"]
+    shares = metrics(repo, "occlude")["removed_share"]
+    assert shares["horizontal"] == shares["vertical"] == shares["diagonal"] == 0.5 and 0 < shares["patches"] < 0.5
+    unoccluded = robust["sets"]["none"]["predictors"]
+    for name in ("base", "control", "stacked"):  # the test split as it is: exactly what the fairness stage scored
+        assert unoccluded[name]["accuracy"] == pytest.approx(fair["predictors"][name]["accuracy"])
+    for kind in ("present", "missing", "both"):
+        assert unoccluded[f"fc_{kind}"]["accuracy"] == pytest.approx(heads["heads"][kind]["test_accuracy"])
+    for name, scored in robust["sets"].items():
+        for predictor, report in scored["predictors"].items():
+            low, high = report["accuracy_ci"]
+            assert low <= report["accuracy"] <= high and set(report["groups"]["digit"]["by_group"]) == {
+                str(d) for d in range(10)}, (name, predictor)
+        if name != "none":  # half a digit gone costs the base accuracy
+            assert scored["predictors"]["base"]["accuracy"] < unoccluded["base"]["accuracy"] - 0.1 or name == "patches"
+    assert set(robust["aim"]) == {"missing", "both"} and robust["published"]["accuracy"]["triple"] == 40.87
+    for plot in ("occlusion/examples.png", "robustness/accuracy.png"):
+        assert (repo / "plots" / plot).stat().st_size > 0, plot
+
+
 def test_summary_table(pipeline):
     repo, env, _ = pipeline
     result = run([sys.executable, "-m", "auxcut.summary"], repo, env)
@@ -146,4 +169,4 @@ def test_aux_param_change_reruns_only_aux_and_downstream(pipeline):
     set_params(repo, aux__lr=0.01)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert ran_stages(result.stdout) == ["train_aux", "stack", "fit_head", "fairness"]
+    assert ran_stages(result.stdout) == ["train_aux", "stack", "fit_head", "fairness", "robustness"]

@@ -83,18 +83,23 @@ def change_then_restore(repo: Path, env: dict[str, str], path: Path, changed: by
 def test_the_dag_derived_from_dvc_yaml():
     # Every output of a stage that changes reaches every descendant, as in the README's DAG.
     everything = {out for stage in dvc_stages().values() for out in outs(stage)}
-    assert expected_runs(readers("maxcut.hyperplanes"), everything) == STAGES[STAGES.index("maxcut"):]
+    after_cut = [s for s in STAGES[STAGES.index("maxcut"):] if s not in ("occlude", "train_missing")]  # neither reads the cut
+    assert expected_runs(readers("maxcut.hyperplanes"), everything) == after_cut
     assert expected_runs(declaring(DATA), everything) == STAGES
     assert readers("head.C") == ["fit_head"] and readers("head.type") == ["fit_head", "fairness"]
     assert readers("maxcut.depth") == readers("maxcut.polish") == ["maxcut"]
     assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
     assert readers("head.aux_features") == ["fit_head"]
     assert declaring("auxcut/objectives.py") == ["train_aux"]
-    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits"]
+    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits",
+                                                "robustness"]
     assert declaring("data/cut.json") == ["relabel", "train_aux", "fit_head", "train_exits"]
     assert readers("exits.groups") == ["train_exits"] and readers("attributes.hidden") == ["train_attributes"]
     assert declaring("data/relabeled.csv") == ["train_aux", "train_attributes"]
-    assert declaring("auxcut/stacking.py") == ["stack", "fit_head"]
+    assert declaring("auxcut/stacking.py") == ["stack", "fit_head", "robustness"]
+    assert readers("occlusion.patch_size") == ["occlude"] and readers("missing.features") == ["train_missing"]
+    assert declaring("auxcut/occlusion.py") == ["occlude", "robustness"]
+    assert declaring("models/missing_heads.joblib") == ["robustness"]
     assert declaring("auxcut/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
     assert expected_runs([], set()) == []
 
@@ -102,17 +107,19 @@ def test_the_dag_derived_from_dvc_yaml():
 @pytest.mark.parametrize(
     ("param", "value", "literal"),
     [
-        ("head.C", 0.5, ["fit_head", "fairness"]),  # fairness does not read head.C: it runs on the new head's output
-        ("fairness.bootstrap", 300, ["fairness"]),
+        ("head.C", 0.5, ["fit_head", "fairness", "robustness"]),  # neither reads head.C: they run on the new heads
+        ("fairness.bootstrap", 300, ["fairness", "robustness"]),
         # maxcut re-runs, but the cut of this small graph is the same optimum: cut.json is byte-identical,
         # so relabel and everything after it is up to date and DVC stops there.
         ("maxcut.hyperplanes", 2000, ["maxcut"]),
         # the aux variants (issue 10): an objective re-trains the aux and what follows it; the head's aux features
         # re-fit the heads only
-        ("aux.objective", "residual", ["train_aux", "stack", "fit_head", "fairness"]),
-        ("head.aux_features", "paths", ["fit_head", "fairness"]),
+        ("aux.objective", "residual", ["train_aux", "stack", "fit_head", "fairness", "robustness"]),
+        ("head.aux_features", "paths", ["fit_head", "fairness", "robustness"]),
         # the variants of issue 11 read their own sections: an exits param re-runs the exits alone
         ("exits.thresholds", [0.6, 0.9], ["train_exits"]),
+        # issue 12's occluded test sets: new masks re-score every predictor, and nothing is retrained
+        ("occlusion.patch_size", 0.4, ["occlude", "robustness"]),
     ],
 )
 def test_param_change_runs_its_readers_and_what_their_outputs_change(pipeline, param, value, literal):
@@ -131,7 +138,7 @@ def test_param_change_runs_its_readers_and_what_their_outputs_change(pipeline, p
     ("path", "literal"),
     [
         ("stages/stack.py", ["stack"]),
-        ("auxcut/stacking.py", ["stack", "fit_head"]),  # a package module two stages declare
+        ("auxcut/stacking.py", ["stack", "fit_head", "robustness"]),  # a package module three stages declare
     ],
 )
 def test_code_change_runs_the_stages_that_declare_it(pipeline, path, literal):

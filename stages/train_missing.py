@@ -1,0 +1,46 @@
+"""train_missing: fresh fully connected heads on the frozen base backbone, trained on its bounded features as they
+are (present), on the features the image lacks (missing), or on both."""
+
+import sys
+from pathlib import Path
+
+# Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import joblib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from auxcut import data, missing, paths, training  # noqa: E402
+from auxcut.io import atomic_path  # noqa: E402
+from auxcut.stage import Stage, run_stage  # noqa: E402
+
+
+def main(stage: Stage) -> None:
+    p, cfg = stage.params, stage.params.missing
+    stage.log_params(seed=p.seed, missing=cfg)
+    ds = data.load(paths.PREPARED)
+    labels = ds.samples["label"].to_numpy()
+    [base], state = training.load_checkpoint(paths.BASE_MODEL)
+    mean, std = np.asarray(state["mean"]), np.asarray(state["std"])
+    features = missing.embed(base, ds.images, mean, std, batch_size=256, device=training.pick_device())
+    train, val, test = (ds.indices(s) for s in data.SPLITS)
+    base_probs = np.load(paths.BASE_PROBS)
+    heads, metrics = {}, {"features": int(features.shape[1]), "cap_quantile": cfg.cap_quantile, "heads": {},
+                          "base_accuracy": {s: float((base_probs[r].argmax(1) == labels[r]).mean())
+                                            for s, r in (("val", val), ("test", test))}}
+    for kind in cfg.features:
+        head = missing.MissingFeatureHead(kind, len(ds.classes), cfg.hidden, cfg.alpha, cfg.max_iter,
+                                          cfg.cap_quantile, p.seed).fit(features[train], labels[train])
+        heads[kind] = head
+        metrics["heads"][kind] = {
+            "parameters": head.n_parameters, "iterations": int(head.model.n_iter_),
+            **{f"{s}_accuracy": float((head.predict_proba(features[r]).argmax(1) == labels[r]).mean())
+               for s, r in (("val", val), ("test", test))}}
+    with atomic_path(paths.MISSING_HEADS) as tmp:
+        joblib.dump(heads, tmp)
+    stage.tracker.log_artifact(paths.MISSING_HEADS, "model")
+    stage.write_metrics(metrics)
+
+
+if __name__ == "__main__":
+    run_stage("train_missing", main)
