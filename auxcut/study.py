@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from auxcut import AuxcutError, heads_report
+from auxcut import AuxcutError, heads_report, occlusion_report
 from auxcut.tracking import project_root
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -199,9 +199,9 @@ def write_report(root: Path) -> Path:
     (root / "reports" / "study-utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
     (root / "reports" / "study-utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
                                                               indent=2) + "\n")
-    heads = heads_report.write(root)
-    if heads is not None:
-        print(heads)
+    for variants in (heads_report.write(root), occlusion_report.write(root)):
+        if variants is not None:
+            print(variants)
     return root / "reports" / "study-utkface.md"
 
 

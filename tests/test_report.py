@@ -120,3 +120,39 @@ def test_heads_report_from_real_runs(pipeline, tmp_path):
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
     assert heads_report.write(empty) is None  # no run with the variants yet: nothing written
+
+
+def test_occlusion_report_from_real_runs(pipeline, tmp_path):
+    """reports/variants-occlusion.md from the digits pipeline's metrics: two seeds of the preset (a lever's run and
+    another head's are left out), the second with a shifted missing-feature head so the interval is a real one."""
+    from auxcut import occlusion_report
+
+    repo, _, _ = pipeline
+    root = tmp_path / "project"
+    runs = root / "reports" / "runs"
+    for seed, suffix, config, head in ((0, "", "digits (cpu)", "logistic"), (1, "", "digits (cpu)", "logistic"),
+                                       (0, "-aux-head", "digits (cpu, lever aux-head)", "logistic"),
+                                       (0, "-nb", "digits (cpu)", "naive_bayes")):
+        run = runs / f"digits-s{seed}{suffix}"
+        shutil.copytree(repo / "metrics", run)
+        (run / "run.json").write_text(json.dumps({"config": config, "seed": seed, "head": head}))
+    robust = json.loads((runs / "digits-s1" / "robustness.json").read_text())
+    horizontal = robust["sets"]["horizontal"]
+    horizontal["predictors"]["fc_missing"]["accuracy"] += 0.1
+    horizontal["minus_base"]["fc_missing"]["value"] += 0.1
+    (runs / "digits-s1" / "robustness.json").write_text(json.dumps(robust))
+    page = occlusion_report.write(root).read_text()
+    data = json.loads((root / "reports" / "variants-occlusion.json").read_text())
+    assert len(data["runs"]) == 2
+    a = data["aggregates"]["digits (cpu)"]
+    first = json.loads((repo / "metrics" / "robustness.json").read_text())["sets"]
+    assert a["seeds"] == [0, 1]
+    assert a["triple/base"]["mean"] == pytest.approx(first["triple"]["predictors"]["base"]["accuracy"])
+    assert a["triple/base"]["ci"] == pytest.approx([a["triple/base"]["mean"]] * 2)  # the same run twice
+    shifted = a["horizontal/fc_missing-base"]
+    assert shifted["mean"] == pytest.approx(first["horizontal"]["minus_base"]["fc_missing"]["value"] + 0.05)
+    assert shifted["ci"][0] < shifted["mean"] < shifted["ci"][1]
+    assert "| triple |" in page and "40.87" in page and "+4.2" in page and "Worst digit group" in page
+    empty = tmp_path / "empty"
+    (empty / "reports" / "runs").mkdir(parents=True)
+    assert occlusion_report.write(empty) is None
