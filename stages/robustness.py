@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from auxcut import data, fairness, missing, occlusion, paths, robustness, stacking, training  # noqa: E402
+from auxcut import data, embedding, fairness, occlusion, paths, robustness, stacking, training  # noqa: E402
 from auxcut.predictor import MAX_BATCH, Predictor  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
 
@@ -36,7 +36,7 @@ def main(stage: Stage) -> None:
     for name, mask in sets.items():
         shown = images if mask is None else occlusion.occlude(images, mask)
         inputs = np.concatenate([final.head_inputs(shown[i:i + MAX_BATCH]) for i in range(0, len(shown), MAX_BATCH)])
-        features = missing.embed(base, shown, mean, std, batch_size=256, device=device)
+        features = embedding.embed(base, shown, mean, std, batch_size=256, device=device)
         probs = {"base": inputs[:, :n_classes],
                  "control": stacking.predict_all_classes(control, inputs[:, :n_classes], n_classes),
                  "stacked": stacking.predict_all_classes(final.head, inputs, n_classes),

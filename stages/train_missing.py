@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from auxcut import data, missing, paths, training  # noqa: E402
+from auxcut import data, embedding, missing, paths, training  # noqa: E402
 from auxcut.io import atomic_path  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
 
@@ -22,7 +22,7 @@ def main(stage: Stage) -> None:
     labels = ds.samples["label"].to_numpy()
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(state["mean"]), np.asarray(state["std"])
-    features = missing.embed(base, ds.images, mean, std, batch_size=256, device=training.pick_device())
+    features = embedding.embed(base, ds.images, mean, std, batch_size=256, device=training.pick_device())
     train, val, test = (ds.indices(s) for s in data.SPLITS)
     base_probs = np.load(paths.BASE_PROBS)
     heads, metrics = {}, {"features": int(features.shape[1]), "cap_quantile": cfg.cap_quantile, "heads": {},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from auxcut import AuxcutError, missing, occlusion, robustness, training
+from auxcut import AuxcutError, embedding, missing, occlusion, robustness, training
 from auxcut.models import ConvNet
 from conftest import digits_halves
 
@@ -75,7 +75,7 @@ def test_embed_gives_what_the_class_layer_reads():
     net = ConvNet((1, 8, 8), 10, 4)
     images = np.random.default_rng(0).integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
     mean, std = np.array([0.4]), np.array([0.3])
-    features = missing.embed(net, images, mean, std, batch_size=7, device=torch.device("cpu"))
+    features = embedding.embed(net, images, mean, std, batch_size=7, device=torch.device("cpu"))
     assert features.shape == (20, 4)
     logits = net.classifier.eval()(torch.as_tensor(features, dtype=torch.float32))
     expected = training.predict_proba(net, images, mean, std, task="multiclass", batch_size=7, device=torch.device("cpu"))
