@@ -14,7 +14,7 @@ RACES = ("White", "Black", "Asian", "Indian", "Others")
 GENDERS = ("male", "female")
 AGE_BUCKETS = ("0-25", "26-45", "46+")
 
-ClassScheme = Literal["age_race", "age_race_gender"]
+ClassScheme = Literal["age", "age_race", "age_race_gender"]
 
 # One file in the official archive has a stray space before ".jpg"; its fields are intact, so it is kept.
 _NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>\d+)_(?P<race>\d+)_(?P<stamp>\d+) ?\.jpg\.chip\.jpg$")
@@ -50,6 +50,8 @@ def parse_name(name: str) -> FaceLabels | str:
 
 
 def class_names(scheme: ClassScheme) -> list[str]:
+    if scheme == "age":  # the coarse classes of fine-label discovery: race and gender hidden from the method
+        return list(AGE_BUCKETS)
     if scheme == "age_race":
         return [f"{a}/{r}" for a in AGE_BUCKETS for r in RACES]
     return [f"{a}/{r}/{g}" for a in AGE_BUCKETS for r in RACES for g in GENDERS]
@@ -57,6 +59,8 @@ def class_names(scheme: ClassScheme) -> list[str]:
 
 def class_index(labels: FaceLabels, scheme: ClassScheme) -> int:
     """Index into class_names(scheme): age bucket major, then race, then gender."""
+    if scheme == "age":
+        return labels.age_bucket
     index = labels.age_bucket * len(RACES) + labels.race
     if scheme == "age_race_gender":
         index = index * len(GENDERS) + labels.gender

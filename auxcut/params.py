@@ -35,7 +35,7 @@ class SplitParams(_Strict):
 class DataParams(_Strict):
     source: Literal["digits", "utkface", "imagefolder"]
     path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
-    classes: Literal["age_race", "age_race_gender"]
+    classes: Literal["age", "age_race", "age_race_gender"]
     groups_csv: str
     image_size: int = Field(ge=4, le=1024)
     max_per_class: int = Field(ge=0)
@@ -138,6 +138,36 @@ class MissingParams(_Strict):
         return self
 
 
+class DiscoveryParams(_Strict):
+    """Fine labels found inside the coarse classes from the base's features (auxcut.discovery)."""
+
+    augmentations: int = Field(ge=1)  # random shifts (and flips, where the base trained with them) per image
+    keep: float = Field(gt=0, le=1)  # the most certain share of each coarse class's train images that is clustered
+    n_neighbors: int = Field(ge=2)  # UMAP's neighbourhood
+    n_components: int = Field(ge=2)  # UMAP's output dimensions (the first two are plotted)
+    min_cluster_size: int = Field(ge=2)  # HDBSCAN's
+
+
+class FineParams(_Strict):
+    """CNNs that learn from the discovered fine labels, against the base on the coarse ones (stage train_fine); they
+    are the base's architecture and width, so the comparison is at equal size."""
+
+    modes: list[Literal["pretrain", "multihead"]] = Field(min_length=1)
+    epochs: int = Field(ge=1)  # pretrain: on the fine labels
+    finetune_epochs: int = Field(ge=1)  # pretrain: then on the coarse labels; multihead: epochs + finetune_epochs
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(ge=1)
+    augment: bool
+
+    @model_validator(mode="after")
+    def _unique(self) -> "FineParams":
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes must not repeat, got {self.modes}")
+        return self
+
+
 class FairnessParams(_Strict):
     bootstrap: int = Field(ge=10)
     ci: float = Field(gt=0, lt=1)
@@ -167,6 +197,8 @@ class Params(_Strict):
     exits: ExitsParams
     occlusion: OcclusionParams
     missing: MissingParams
+    discovery: DiscoveryParams
+    fine: FineParams
     fairness: FairnessParams
     tracking: TrackingParams
     gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate

@@ -32,6 +32,8 @@ from auxcut.tracking import project_root
 CONFIGS: dict[str, dict[str, Any]] = {
     "utkface-15": {"data.source": "utkface", "data.classes": "age_race"},
     "utkface-30": {"data.source": "utkface", "data.classes": "age_race_gender"},
+    # issue 12's discovery: the age bucket is the coarse class; race and gender are hidden from the method
+    "utkface-3": {"data.source": "utkface", "data.classes": "age"},
 }
 HARDWARE: dict[str, dict[str, Any]] = {
     # 2-core CPU: ~15 minutes end to end for utkface-15
@@ -40,12 +42,16 @@ HARDWARE: dict[str, dict[str, Any]] = {
             "aux.width": 4, "aux.epochs": 12, "aux.patience": 4,
             "attributes.hidden": [0.0, 0.5, 0.9], "attributes.view": "low", "attributes.width": 8,
             "attributes.epochs": 6, "attributes.patience": 3, "attributes.augment": True,
-            "exits.after": [2, 4], "exits.epochs": 4, "exits.patience": 2},
+            "exits.after": [2, 4], "exits.epochs": 4, "exits.patience": 2,
+            "discovery.min_cluster_size": 50, "fine.epochs": 6, "fine.finetune_epochs": 6, "fine.patience": 4,
+            "fine.augment": True},
     "gpu": {"data.image_size": 128, "base.width": 32, "base.epochs": 30, "base.batch_size": 128, "base.patience": 6,
             "base.augment": True, "aux.width": 8, "aux.epochs": 30, "aux.batch_size": 128, "aux.patience": 6,
             "attributes.hidden": [0.0, 0.5, 0.9], "attributes.width": 32, "attributes.epochs": 30,
             "attributes.batch_size": 128, "attributes.patience": 6, "attributes.augment": True,
-            "exits.after": [2, 4, 6], "exits.epochs": 15, "exits.batch_size": 128, "exits.width": 32},
+            "exits.after": [2, 4, 6], "exits.epochs": 15, "exits.batch_size": 128, "exits.width": 32,
+            "discovery.min_cluster_size": 50, "fine.epochs": 15, "fine.finetune_epochs": 15, "fine.batch_size": 128,
+            "fine.patience": 6, "fine.augment": True},
 }
 HEADS = ("logistic", "naive_bayes")
 # The named levers of the aux (issue 10), each on top of a preset; `preset` is the preset itself. Widths keep every

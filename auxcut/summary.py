@@ -74,6 +74,12 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
         lines.append(f"{'under occlusion (accuracy)':<38} " + ", ".join(names) + " (plots/robustness/accuracy.png)")
         for set_name, scored in sets.items():
             lines.append(f"{'  ' + set_name:<38} " + " ".join(f"{scored['predictors'][n]['accuracy']:.3f}" for n in names))
+    discover_path, fine_path = metrics_dir / "discover.json", metrics_dir / "train_fine.json"
+    if discover_path.is_file() and fine_path.is_file():
+        found, fine = read_json(discover_path), read_json(fine_path)
+        lines.append(f"{'fine labels discovered':<38} {found['fine_labels']} in {found['coarse_classes']} classes, "
+                     f"{found['assigned_share']:.0%} of train labelled (plots/discovery/umap.png); minus base: " +
+                     ", ".join(f"{mode} {m['minus_base']['accuracy']['value']:+.3f}" for mode, m in fine["modes"].items()))
     return "\n".join(lines)
 
 

@@ -81,12 +81,15 @@ class ImageBatches(torch.utils.data.Dataset):
         return (x - self.mean) / self.std, torch.from_numpy(self.targets[rows]), torch.from_numpy(self.columns[rows])
 
 
-def flip_and_shift(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0625) -> torch.Tensor:
+def flip_and_shift(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0625,
+                   flip: bool = True) -> torch.Tensor:
     """Random horizontal flips and small random crops (shifts of up to 1/16 of the side, edges
-    replicated): augmentation that suits aligned faces. Not for digits, whose orientation is the label."""
+    replicated): augmentation that suits aligned faces. Not for digits, whose orientation is the label: there
+    `flip=False` keeps the shifts alone."""
     n, _, height, width = x.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    if flip:
+        flipped = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(flipped.view(-1, 1, 1, 1), x.flip(3), x)
     pad = max(1, round(max_shift * height))
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()

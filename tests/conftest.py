@@ -88,9 +88,9 @@ def digest(path: Path) -> str:
 
 
 # Every stage of dvc.yaml, in the order `dvc repro` runs them: the method's nine, then the variants on its base and cut,
-# then the occluded test sets, the missing-feature heads and every predictor on each set.
+# then the occluded test sets, the missing-feature heads and every predictor on each set, then fine-label discovery.
 STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness",
-          "train_attributes", "train_exits", "occlude", "train_missing", "robustness"]
+          "train_attributes", "train_exits", "occlude", "train_missing", "robustness", "discover", "train_fine"]
 
 
 def dvc_stages() -> dict:
@@ -134,7 +134,8 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
 
 
 # The params of every end-to-end run on digits: tiny epochs, few bootstrap resamples.
-TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__epochs": 2, "fairness__bootstrap": 200}
+TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__epochs": 2, "fine__epochs": 2,
+        "fine__finetune_epochs": 2, "discovery__augmentations": 2, "fairness__bootstrap": 200}
 
 
 @pytest.fixture(scope="session")

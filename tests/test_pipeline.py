@@ -94,6 +94,27 @@ def test_every_predictor_on_every_occluded_set(pipeline):
         assert (repo / "plots" / plot).stat().st_size > 0, plot
 
 
+def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
+    repo, _, _ = pipeline
+    found, fine = metrics(repo, "discover"), metrics(repo, "train_fine")
+    labels = pd.read_csv(repo / "data" / "fine_labels.csv")
+    samples = pd.read_csv(repo / "data" / "prepared" / "samples.csv")
+    assert len(labels) == len(samples) and found["train_images"] == (samples["split"] == "train").sum()
+    assigned = labels["fine"] >= 0
+    assert (samples.loc[assigned, "split"] == "train").all() and assigned.sum() == found["assigned"]
+    assert labels.loc[assigned, "certain"].all() and found["kept"] == labels["certain"].sum()
+    assert found["fine_labels"] == len(found["names"]) == labels["fine"].max() + 1 >= 10  # at least one per digit
+    for name, coarse in zip(labels.loc[assigned, "fine_name"], samples.loc[assigned, "class_name"]):
+        assert name.split("/")[0] == str(coarse)  # each fine label lies inside its coarse class
+    assert 0 <= found["agreement"]["digit"]["ari"] <= 1
+    assert set(fine["modes"]) == {"pretrain", "multihead"} and fine["fine_labels"] == found["fine_labels"]
+    for mode in fine["modes"].values():
+        diff = mode["minus_base"]["accuracy"]
+        assert diff["value"] == pytest.approx(mode["test_accuracy"] - fine["base_accuracy"])
+        assert diff["ci"][0] <= diff["value"] <= diff["ci"][1]
+    assert (repo / "plots" / "discovery" / "umap.png").stat().st_size > 0
+
+
 def test_summary_table(pipeline):
     repo, env, _ = pipeline
     result = run([sys.executable, "-m", "auxcut.summary"], repo, env)

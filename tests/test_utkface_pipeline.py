@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import STAGES, UTKFACE_ARCHIVE, copy_repository, ran_stages, run
+from conftest import STAGES, UTKFACE_ARCHIVE, copy_repository, ran_stages, repro, run, set_params
 
 pytestmark = pytest.mark.skipif(not UTKFACE_ARCHIVE.is_file(), reason="the shared UTKFace archive is not beside the repository")
 
@@ -17,10 +17,11 @@ def faces(tmp_path_factory):
     env = copy_repository(repo, data__source="utkface", data__path=str(UTKFACE_ARCHIVE), data__classes="age_race",
                           data__image_size=32, data__max_per_class=40, base__width=8, base__epochs=2,
                           base__augment=True, aux__width=2, aux__epochs=2, attributes__epochs=2,
-                          exits__epochs=2, exits__groups="prefix", exits__after=[2], fairness__bootstrap=100)
+                          exits__epochs=2, exits__groups="prefix", exits__after=[2], fine__epochs=2,
+                          fine__finetune_epochs=2, discovery__augmentations=2, fairness__bootstrap=100)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return repo, result.stdout
+    return repo, result.stdout, env
 
 
 def metrics(repo, stage: str) -> dict:
@@ -28,7 +29,7 @@ def metrics(repo, stage: str) -> dict:
 
 
 def test_subset_runs_every_stage(faces):
-    repo, output = faces
+    repo, output, _ = faces
     assert ran_stages(output) == STAGES
     # the face attributes and the cut get a head each; the age-bucket exit names the three buckets
     assert metrics(repo, "train_attributes")["attributes"] == ["race", "gender", "age", "cut"]
@@ -38,7 +39,7 @@ def test_subset_runs_every_stage(faces):
 
 
 def test_prepare_counts_classes_groups_and_malformed_names(faces):
-    repo, _ = faces
+    repo, *_ = faces
     prep = metrics(repo, "prepare")
     assert prep["n_images"] == 600 and prep["n_classes"] == 15 and prep["image_shape"] == [3, 32, 32]
     assert prep["skipped"] == 4  # the archive's malformed names, counted even though not needed
@@ -48,7 +49,7 @@ def test_prepare_counts_classes_groups_and_malformed_names(faces):
 
 
 def test_fairness_reports_race_gender_and_age(faces):
-    repo, _ = faces
+    repo, *_ = faces
     fair = metrics(repo, "fairness")
     for name in ("base", "control", "stacked"):
         groups = fair["predictors"][name]["groups"]
@@ -58,3 +59,16 @@ def test_fairness_reports_race_gender_and_age(faces):
     cut = metrics(repo, "maxcut")
     assert cut["n"] == 15 and cut["method"] == "exact" and cut["cut"] <= cut["sdp_bound"] * (1 + 1e-9)
     assert metrics(repo, "train_aux")["base_over_aux_parameters"] >= 10
+
+
+def test_age_bucket_classes_hide_race_and_gender_from_discovery(faces):
+    # Last in this file: it turns the copy into the discovery setting (the age bucket is the class).
+    repo, _, env = faces
+    set_params(repo, data__classes="age", data__max_per_class=150)
+    output = repro(repo, env, "discover")
+    assert ran_stages(output) == ["prepare", "train_base", "discover"]
+    found = metrics(repo, "discover")
+    assert found["coarse_classes"] == 3 and found["train_images"] == 270
+    assert {"race", "gender", "race x gender"} <= set(found["agreement"])
+    assert all(0 <= a["nmi"] <= 1 for a in found["agreement"].values())
+    assert sum(c["kept"] for c in found["by_coarse_class"].values()) == found["kept"] == 135

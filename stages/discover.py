@@ -1,0 +1,52 @@
+"""discover: fine labels inside each coarse class, from the base's features of its most certain train images
+(entropy over augmentations), reduced with UMAP and clustered with HDBSCAN; scored against the hidden groups."""
+
+import sys
+from pathlib import Path
+
+# Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from auxcut import data, discovery, embedding, paths, training  # noqa: E402
+from auxcut.io import write_csv  # noqa: E402
+from auxcut.stage import Stage, run_stage  # noqa: E402
+
+
+def main(stage: Stage) -> None:
+    p, cfg = stage.params, stage.params.discovery
+    stage.log_params(seed=p.seed, discovery=cfg, base_augment=p.base.augment)
+    ds = data.load(paths.PREPARED)
+    train = ds.indices("train")
+    coarse = ds.samples["label"].to_numpy()[train]
+    [base], state = training.load_checkpoint(paths.BASE_MODEL)
+    mean, std, device = np.asarray(state["mean"]), np.asarray(state["std"]), training.pick_device()
+    images = np.asarray(ds.images[train])
+    entropy = discovery.augmented_entropy(base, images, mean, std, cfg.augmentations, p.base.augment, p.seed, 256, device)
+    kept = discovery.most_certain(entropy, coarse, cfg.keep)
+    features = embedding.embed(base, images, mean, std, batch_size=256, device=device)
+    fine, names, outcome, layouts = discovery.discover(features, coarse, kept, ds.classes, cfg.n_neighbors,
+                                                       cfg.n_components, cfg.min_cluster_size, p.seed)
+    labels = np.full(len(ds.samples), discovery.UNASSIGNED)
+    labels[train] = fine
+    write_csv(paths.FINE_LABELS, pd.DataFrame({
+        "fine": labels, "fine_name": [names[k] if k >= 0 else "" for k in labels],
+        "certain": np.isin(np.arange(len(labels)), train[kept]),
+        "entropy": pd.Series(entropy, index=train).reindex(range(len(labels))).to_numpy()}))
+    hidden = ds.samples.loc[train, ds.group_columns].rename(columns=lambda c: c.removeprefix("group_")).reset_index(drop=True)
+    colour = "race" if "race" in hidden.columns else hidden.columns[0] if len(hidden.columns) else None
+    stage.save_plot(paths.PLOTS / "discovery" / "umap.png", discovery.plot_layouts(
+        layouts, None if colour is None else hidden[colour], "discovered clusters of the most certain train images"))
+    assigned = fine != discovery.UNASSIGNED
+    stage.write_metrics({
+        "fine_labels": len(names), "names": names, "coarse_classes": len(ds.classes),
+        "train_images": len(train), "kept": int(kept.sum()), "assigned": int(assigned.sum()),
+        "assigned_share": float(assigned.mean()), "by_coarse_class": outcome,
+        "agreement": discovery.agreement(fine, hidden) if len(hidden.columns) else {},
+    })
+
+
+if __name__ == "__main__":
+    run_stage("discover", main)

@@ -1,0 +1,64 @@
+"""Fine-label discovery without DVC: the certainty filter, UMAP + HDBSCAN inside coarse classes on real digits, the
+fallbacks of degenerate classes, and the coarse-only UTKFace scheme."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auxcut import discovery, faces
+from auxcut.models import ConvNet
+from conftest import digits_halves
+
+
+def test_most_certain_keeps_the_lowest_entropy_share_of_each_class():
+    entropy = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.8, 0.7])
+    coarse = np.array([0, 0, 0, 0, 1, 1, 1])
+    kept = discovery.most_certain(entropy, coarse, 0.5)
+    assert kept.tolist() == [False, True, False, True, True, False, True]  # 2 of 4 and round(1.5) = 2 of 3
+    assert discovery.most_certain(entropy, coarse, 0.01).sum() == 2  # at least one per class
+
+
+def test_entropy_over_augmentations_is_seeded_and_bounded():
+    torch.manual_seed(0)
+    net = ConvNet((1, 8, 8), 4, 4)
+    images = np.random.default_rng(0).integers(0, 256, (12, 1, 8, 8), dtype=np.uint8)
+    args = (np.array([0.5]), np.array([0.3]))
+    a = discovery.augmented_entropy(net, images, *args, 3, False, 0, 5, torch.device("cpu"))
+    assert a.shape == (12,) and (a >= 0).all() and (a <= np.log(4) + 1e-6).all()
+    np.testing.assert_array_equal(a, discovery.augmented_entropy(net, images, *args, 3, False, 0, 5, torch.device("cpu")))
+    assert not np.array_equal(a, discovery.augmented_entropy(net, images, *args, 3, True, 1, 5, torch.device("cpu")))
+
+
+def test_discovers_the_digits_inside_two_coarse_classes():
+    # Coarse labels: digits 0-4 and 5-9; the digits themselves are hidden, as race and gender are on UTKFace.
+    x, y, _, _ = digits_halves()
+    coarse = (y >= 5).astype(int)
+    kept = np.ones(len(y), dtype=bool)
+    fine, names, outcome, layouts = discovery.discover(x, coarse, kept, ["low", "high"], 15, 2, 15, 0)
+    assert outcome["low"]["outcome"] == outcome["high"]["outcome"] == "clusters"
+    assert len(names) == outcome["low"]["clusters"] + outcome["high"]["clusters"] >= 6
+    assert names[0] == "low/c0" and all(n.startswith(("low/", "high/")) for n in names)
+    assigned = fine != discovery.UNASSIGNED
+    assert (coarse[assigned] == (fine[assigned] >= outcome["low"]["clusters"])).all()  # fine labels nest in coarse
+    scores = discovery.agreement(fine, pd.DataFrame({"digit": y, "parity": y % 2}))
+    assert scores["digit"]["ari"] > 0.7 and scores["digit"]["nmi"] > 0.7  # the hidden digits, found
+    assert scores["parity"]["ari"] < 0.3 and "digit x parity" in scores
+    assert set(layouts) == {"low", "high"} and layouts["low"][1].shape[1] == 2 and layouts["low"][3] == "clusters"
+
+
+def test_degenerate_classes_fall_back_to_one_fine_label():
+    rng = np.random.default_rng(0)
+    features = np.vstack([rng.normal(size=(8, 5)), rng.normal(size=(300, 5))])
+    coarse = np.array([0] * 8 + [1] * 300)
+    fine, names, outcome, _ = discovery.discover(features, coarse, np.ones(len(coarse), bool), ["tiny", "blob"],
+                                                 15, 2, 10, 0)
+    assert outcome["tiny"]["outcome"] == "too few images" and names[0] == "tiny/c0" and (fine[:8] == 0).all()
+    labels, _, what = discovery.cluster(rng.normal(size=(300, 5)), 15, 2, 290, 0)
+    assert what in ("all noise", "one cluster") and (labels == 0).all()  # no cluster that big: one label, no error
+
+
+def test_utkface_age_scheme_is_the_three_buckets():
+    assert faces.class_names("age") == list(faces.AGE_BUCKETS)
+    assert [faces.class_index(faces.FaceLabels(age, 0, 3), "age") for age in (25, 26, 45, 46)] == [0, 1, 1, 2]
