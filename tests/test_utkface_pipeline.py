@@ -64,7 +64,7 @@ def test_fairness_reports_race_gender_and_age(faces):
 def test_age_bucket_classes_hide_race_and_gender_from_discovery(faces):
     # Last in this file: it turns the copy into the discovery setting (the age bucket is the class).
     repo, _, env = faces
-    set_params(repo, data__classes="age", data__max_per_class=150)
+    set_params(repo, data__classes="age", data__max_per_class=150, exits__groups="tree")  # 3 age classes: no prefix
     output = repro(repo, env, "discover")
     assert ran_stages(output) == ["prepare", "train_base", "discover"]
     found = metrics(repo, "discover")
