@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auxcut.exits import AIM_ACCURACY_DROP, AIM_COARSE_RIGHT, AIM_FLOPS
-from auxcut.report import _cell, mean_interval
+from auxcut.report import _cell, mean_interval, write_page
 
 ANCHOR = ("Gran-HBN (CIFAR-100, AlexNet backbone): coarse-class accuracy 64.6-66.8% at 33-79% of AlexNet's FLOPs. "
           "A different data set, net and accuracy definition: shown beside ours, not compared point for point.")
@@ -196,7 +196,4 @@ def write(root: Path) -> Path | None:
     if not records:
         return None
     agg = aggregate(records)
-    out = root / "reports" / "variants-heads.md"
-    out.write_text(render(records, agg, root / "reports"))
-    (root / "reports" / "variants-heads.json").write_text(json.dumps({"runs": records, "aggregates": agg}, indent=2) + "\n")
-    return out
+    return write_page(root, "variants-heads", render(records, agg, root / "reports"), records, agg)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from auxcut.report import _cell, mean_interval
+from auxcut.report import _cell, mean_interval, write_page
 from auxcut.robustness import PUBLISHED_ACCURACY, PUBLISHED_DELTA, WITHIN_UNOCCLUDED
 
 
@@ -100,8 +100,4 @@ def write(root: Path) -> Path | None:
     if not records:
         return None
     agg = aggregate(records)
-    out = root / "reports" / "variants-occlusion.md"
-    out.write_text(render(records, agg))
-    (root / "reports" / "variants-occlusion.json").write_text(json.dumps({"runs": records, "aggregates": agg},
-                                                                        indent=2) + "\n")
-    return out
+    return write_page(root, "variants-occlusion", render(records, agg), records, agg)

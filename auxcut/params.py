@@ -7,16 +7,25 @@ so DVC's view of what a stage reads is the whole truth.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from auxcut import AuxcutError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"must not repeat, got {values}")
+    return values
+
+
+Distinct = AfterValidator(_distinct)  # a list param whose entries each name one thing, e.g. occlusion.sets
 
 
 class SplitParams(_Strict):
@@ -77,7 +86,7 @@ class HeadParams(_Strict):
 class AttributesParams(TrainParams):
     """One backbone with a head per attribute (masked loss) against one CNN per attribute (auxcut.attributes)."""
 
-    names: list[str]  # group attributes of the data and/or `cut`, `class`; [] = every group attribute and the cut
+    names: Annotated[list[str], Distinct]  # group attributes and/or `cut`, `class`; [] = every group attribute and the cut
     hidden: list[float] = Field(min_length=1)  # fractions of each attribute's train labels hidden, one comparison each
     view: Literal["full", "gray", "low", "center"]
 
@@ -86,8 +95,6 @@ class AttributesParams(TrainParams):
         for value in self.hidden:
             if not 0 <= value < 1:
                 raise ValueError(f"each hidden fraction must be in [0, 1) (1 would hide every label), got {value:g}")
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"names must not repeat, got {self.names}")
         return self
 
 
@@ -111,31 +118,20 @@ class ExitsParams(TrainParams):
 class OcclusionParams(_Strict):
     """Occluded copies of the test split (auxcut.occlusion): the PMNIST cuts and random patches."""
 
-    sets: list[Literal["horizontal", "vertical", "diagonal", "triple", "patches"]] = Field(min_length=1)
+    sets: Annotated[list[Literal["horizontal", "vertical", "diagonal", "triple", "patches"]], Distinct] = Field(
+        min_length=1)
     patch_count: int = Field(ge=1)  # random squares per image in the `patches` set
     patch_size: float = Field(gt=0, lt=1)  # their side, as a fraction of the image side (1 would remove it all)
-
-    @model_validator(mode="after")
-    def _unique(self) -> "OcclusionParams":
-        if len(set(self.sets)) != len(self.sets):
-            raise ValueError(f"sets must not repeat, got {self.sets}")
-        return self
 
 
 class MissingParams(_Strict):
     """Heads on the frozen base backbone's bounded features, present and/or missing (auxcut.missing)."""
 
-    features: list[Literal["present", "missing", "both"]] = Field(min_length=1)
+    features: Annotated[list[Literal["present", "missing", "both"]], Distinct] = Field(min_length=1)
     hidden: int = Field(ge=1)  # tanh units of each head's hidden layer
     alpha: float = Field(ge=0)  # L2 penalty
     max_iter: int = Field(ge=1)
     cap_quantile: float = Field(gt=0, le=1)  # each feature's bound: this quantile of its train values
-
-    @model_validator(mode="after")
-    def _unique(self) -> "MissingParams":
-        if len(set(self.features)) != len(self.features):
-            raise ValueError(f"features must not repeat, got {self.features}")
-        return self
 
 
 class DiscoveryParams(_Strict):
@@ -152,7 +148,7 @@ class FineParams(_Strict):
     """CNNs that learn from the discovered fine labels, against the base on the coarse ones (stage train_fine); they
     are the base's architecture and width, so the comparison is at equal size."""
 
-    modes: list[Literal["pretrain", "multihead"]] = Field(min_length=1)
+    modes: Annotated[list[Literal["pretrain", "multihead"]], Distinct] = Field(min_length=1)
     epochs: int = Field(ge=1)  # pretrain: on the fine labels
     finetune_epochs: int = Field(ge=1)  # pretrain: then on the coarse labels; multihead: epochs + finetune_epochs
     batch_size: int = Field(ge=1)
@@ -160,12 +156,6 @@ class FineParams(_Strict):
     weight_decay: float = Field(ge=0)
     patience: int = Field(ge=1)
     augment: bool
-
-    @model_validator(mode="after")
-    def _unique(self) -> "FineParams":
-        if len(set(self.modes)) != len(self.modes):
-            raise ValueError(f"modes must not repeat, got {self.modes}")
-        return self
 
 
 class FairnessParams(_Strict):

@@ -179,3 +179,11 @@ def render(records: list[dict[str, Any]], title: str, preface: str = "") -> str:
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
     return [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
+
+
+def write_page(root: Path, stem: str, page: str, records: list[dict[str, Any]], agg: dict[str, Any]) -> Path:
+    """reports/<stem>.md (the page) and reports/<stem>.json (its runs and aggregates, for tools)."""
+    out = root / "reports" / f"{stem}.md"
+    out.write_text(page)
+    (root / "reports" / f"{stem}.json").write_text(json.dumps({"runs": records, "aggregates": agg}, indent=2) + "\n")
+    return out

@@ -186,7 +186,7 @@ def _file_figures(plots: Path, figures: Path) -> None:
 
 
 def write_report(root: Path) -> Path:
-    from auxcut.report import aggregate, load_runs, render
+    from auxcut.report import aggregate, load_runs, render, write_page
 
     records = load_runs(root / "reports" / "runs")
     if not records:
@@ -202,9 +202,7 @@ def write_report(root: Path) -> Path:
                "on utkface-15 with the logistic head, an aux gain of at least +1.0 point whose 3-seed interval lies "
                "above zero, with the worst race group not below the control's. GPU preset: not run, no accelerator "
                "machine was lent to this work (every number here is from the 2-core CPU preset).")
-    (root / "reports" / "study-utkface.md").write_text(render(records, "auxcut on UTKFace", preface))
-    (root / "reports" / "study-utkface.json").write_text(json.dumps({"runs": records, "aggregates": aggregate(records)},
-                                                              indent=2) + "\n")
+    write_page(root, "study-utkface", render(records, "auxcut on UTKFace", preface), records, aggregate(records))
     for variants in (heads_report.write(root), occlusion_report.write(root)):
         if variants is not None:
             print(variants)

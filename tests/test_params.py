@@ -73,7 +73,7 @@ def _repeated_feature_kind(p):
         (_unknown_objective, r"aux\.objective: input should be 'plain', 'residual' or 'decorrelated' \(got 'boosted'\)"),
         (_depth_zero, r"maxcut\.depth: input should be greater than or equal to 1 \(got 0\)"),
         (_whole_image_patch, r"occlusion\.patch_size: input should be less than 1 \(got 1\.0\)"),
-        (_repeated_feature_kind, r"missing: features must not repeat"),
+        (_repeated_feature_kind, r"missing\.features: must not repeat, got \['missing', 'missing'\]"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):

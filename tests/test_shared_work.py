@@ -68,7 +68,8 @@ def test_a_queued_grid_runs_one_experiment_per_point(worker):
         ran = ok(run(["dvc", "exp", "run", "--run-all", "-j", "1"], repo, env))
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, env)  # no queue worker outlives the test
-    assert ran_stages(ran) == ["fairness"] * 4  # the one stage that reads these params, once per point
+    # the stages that read these params (their intervals), once per point
+    assert ran_stages(ran) == ["fairness", "robustness", "train_fine"] * 4
     shown = run(["dvc", "exp", "show", "--json"], repo, env)
     assert shown.returncode == 0, shown.stderr
     baseline = next(row for row in json.loads(shown.stdout) if row["rev"] != "workspace")

@@ -15,8 +15,10 @@ import yaml
 
 from conftest import cached_stages, ran_stages, repro, run, set_params
 
-# a new tree changes the cut labels, which the attribute heads and the early exits read too
-AFTER_MAXCUT = ["maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness", "train_attributes", "train_exits"]
+# a new tree changes the cut labels, which the attribute heads and the early exits read too, and new auxes and heads,
+# which robustness scores under occlusion
+AFTER_MAXCUT = ["maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness", "train_attributes", "train_exits",
+                "robustness"]
 
 
 def metrics(repo: Path, stage: str) -> dict:
@@ -90,7 +92,7 @@ def test_decorrelated_aux_on_the_center_view(variant):
     repo, env = variant
     set_params(repo, aux__objective="decorrelated", aux__strength=1.0, aux__view="center")
     output = repro(repo, env)
-    assert ran_stages(output) == ["train_aux", "stack", "fit_head", "fairness"]
+    assert ran_stages(output) == ["train_aux", "stack", "fit_head", "fairness", "robustness"]
     aux = metrics(repo, "train_aux")
     assert (aux["auxes"], aux["objective"], aux["view"]) == (1, "decorrelated", "center")
     assert np.load(repo / "data" / "predictions" / "aux.npy").shape == (1797, 1)
