@@ -33,9 +33,9 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
 
 
 def load(runs_dir: Path) -> list[dict[str, Any]]:
-    """The preset runs (the levers do not touch the occlusion stages) of the logistic head."""
+    """The runs of the logistic head that have the occlusion stages; each configuration (a lever too) is its own row."""
     records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
-    return [r for r in records if r is not None and r["head"] == "logistic" and "lever" not in r["config"]]
+    return [r for r in records if r is not None and r["head"] == "logistic"]
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

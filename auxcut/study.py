@@ -8,6 +8,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic \
         --levers preset residual decorrelated view-center tree2-paths   # named levers (LEVERS), base trained once
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers preset aux-head exits-age
+    python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --lever partial-input \
+        --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
     python -m auxcut.study report     # reports/study-utkface.md (+ .json), and reports/variants-heads.md (+ .json)
 """
 
@@ -145,10 +147,22 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def upstream(scratch: Path, stages: list[str], env: dict[str, str]) -> set[str]:
+    """The stages `dvc repro STAGES` runs: these and every stage they depend on (DVC's own graph)."""
+    ran: set[str] = set()
+    for stage in stages:  # `dvc dag` takes one target
+        dot = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", stage], cwd=scratch, env=env, check=True,
+                             capture_output=True, text=True).stdout
+        ran |= set(re.findall(r'^"([^"]+)";$', dot, flags=re.MULTILINE))
+    return ran
+
+
 def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str, ...], lever: str = "",
-            extra: dict[str, Any] | None = None) -> list[Path]:
+            extra: dict[str, Any] | None = None, stages: list[str] | None = None) -> list[Path]:
     """Reproduce one (configuration, seed) and file the metrics of each head (the heads share the CNNs).
-    A lever (a name and param overrides on top of the preset) is filed as a configuration of its own."""
+    A lever (a name and param overrides on top of the preset) is filed as a configuration of its own.
+    With `stages`, only those stages and what they need run, and only their metrics are filed (the scratch copy
+    may hold other stages' metrics from an earlier code or base, which must not pass for this run's)."""
     suffix = f"-{lever}" if lever else ""
     scratch = root / ".study" / f"{config}-{hardware}-s{seed}"
     _scratch_copy(root, scratch)
@@ -163,14 +177,19 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
         overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=scratch, env=env, check=True)
+        subprocess.run([sys.executable, "-m", "dvc", "repro", *(stages or [])], cwd=scratch, env=env, check=True)
+        ran = upstream(scratch, stages, env) if stages else None
         # Tracked names never start with "utkface": no path in the project may pass for the data set itself.
         out = root / "reports" / "runs" / f"{hardware}-{config}-s{seed}-{head}{suffix}"
         out.mkdir(parents=True, exist_ok=True)
+        for file in out.glob("*.json"):  # a filed run is one run's metrics, never mixed with an earlier one's
+            file.unlink()
         for file in (scratch / "metrics").glob("*.json"):
-            shutil.copy2(file, out / file.name)
-        (out / "run.json").write_text(json.dumps({"config": f"{config} ({hardware}{', lever ' + lever if lever else ''})", "seed": seed, "head": head,
-                                                  "params": overrides}, indent=2) + "\n")
+            if ran is None or file.stem in ran:
+                shutil.copy2(file, out / file.name)
+        meta = {"config": f"{config} ({hardware}{', lever ' + lever if lever else ''})", "seed": seed, "head": head,
+                "params": overrides, **({"stages": sorted(ran)} if ran is not None else {})}
+        (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         filed.append(out)
         if seed == 0 and head == heads[0]:
             _file_figures(scratch / "plots", root / "reports" / "figures" / f"{hardware}-{config}{suffix}")
@@ -224,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="param override on top of the preset")
     r.add_argument("--levers", nargs="+", choices=list(LEVERS), metavar="LEVER",
                    help=f"named levers to run for each configuration and seed, in order ({', '.join(LEVERS)})")
+    r.add_argument("--stages", nargs="+", metavar="STAGE",
+                   help="run only these stages and the ones they need (dvc repro STAGE ...); file only their metrics")
     sub.add_parser("report", help="write reports/study-utkface.md and reports/study-utkface.json from reports/runs/")
     args = parser.parse_args(argv)
     root = project_root()
@@ -244,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             for config in args.configs:
                 for seed in args.seeds:  # seed by seed: each seed's levers share its base CNN
                     for lever, overrides in runs:
-                        run_one(root, config, args.hardware, seed, tuple(args.heads), lever, overrides)
+                        run_one(root, config, args.hardware, seed, tuple(args.heads), lever, overrides, args.stages)
             print(write_report(root))
         else:
             print(write_report(root))

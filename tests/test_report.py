@@ -122,9 +122,19 @@ def test_heads_report_from_real_runs(pipeline, tmp_path):
     assert heads_report.write(empty) is None  # no run with the variants yet: nothing written
 
 
+def test_a_run_of_some_stages_files_their_metrics_only(pipeline):
+    """`study run --stages robustness` files the metrics of the stages DVC runs for it: the graph's ancestors."""
+    repo, env, _ = pipeline
+    assert study.upstream(repo, ["robustness"], env) == {
+        "prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "occlude",
+        "train_missing", "robustness"}
+    assert "discover" in study.upstream(repo, ["fairness", "train_fine"], env)
+
+
 def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-occlusion.md from the digits pipeline's metrics: two seeds of the preset (a lever's run and
-    another head's are left out), the second with a shifted missing-feature head so the interval is a real one."""
+    another head's is left out, a lever's is a row of its own), the second with a shifted missing-feature head so the
+    interval is a real one."""
     from auxcut import occlusion_report
 
     repo, _, _ = pipeline
@@ -143,7 +153,7 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     (runs / "digits-s1" / "robustness.json").write_text(json.dumps(robust))
     page = occlusion_report.write(root).read_text()
     data = json.loads((root / "reports" / "variants-occlusion.json").read_text())
-    assert len(data["runs"]) == 2
+    assert len(data["runs"]) == 3 and data["aggregates"]["digits (cpu, lever aux-head)"]["seeds"] == [0]
     a = data["aggregates"]["digits (cpu)"]
     first = json.loads((repo / "metrics" / "robustness.json").read_text())["sets"]
     assert a["seeds"] == [0, 1]
