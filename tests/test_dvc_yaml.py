@@ -101,3 +101,10 @@ def test_outputs_match_the_package_paths():
     outs = {o if isinstance(o, str) else next(iter(o)) for s in dvc_stages().values() for o in s.get("outs", [])}
     expected = {str(getattr(paths, name)) for name in dir(paths) if name.isupper() and name not in {"METRICS", "PLOTS"}}
     assert outs == expected
+
+
+def test_each_plot_is_declared_once():
+    """`dvc plots show` draws a plot as often as dvc.yaml names it: the top-level list names each once."""
+    top = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    names = [p if isinstance(p, str) else next(iter(p)) for p in top]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
