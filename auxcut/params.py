@@ -164,8 +164,15 @@ class FairnessParams(_Strict):
 
 
 class TrackingParams(_Strict):
+    enabled: bool  # false: no stage touches MLflow (quick runs); the DVC outputs are the same either way
     experiment: str = Field(min_length=1)
     required: bool  # true: a stage fails when MLflow cannot be reached; false: it says so and carries on
+
+    @model_validator(mode="after")
+    def _required_needs_enabled(self) -> "TrackingParams":
+        if self.required and not self.enabled:
+            raise ValueError("required is true but enabled is false: a stage cannot require the store it never opens")
+        return self
 
 
 class ValidateParams(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -58,8 +59,10 @@ def run_stage(name: str, body: Callable[[Stage], None]) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation chatter, not the user's problem
     try:
         params = load_params("params.yaml")
-        tracker = Tracker(name, params.tracking.required)
-        with tracker.run(Path.cwd(), params.data.source, params.tracking.experiment):
+        tracker = Tracker(name, params.tracking.required)  # with tracking off it stays a no-op: MLflow is not imported
+        run = (tracker.run(Path.cwd(), params.data.source, params.tracking.experiment) if params.tracking.enabled
+               else contextlib.nullcontext(tracker))
+        with run:
             body(Stage(name, params, tracker))
     except AuxcutError as exc:
         print(f"auxcut {name}: error: {exc}", file=sys.stderr)

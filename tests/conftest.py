@@ -140,7 +140,7 @@ TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__ep
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
-    """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`
+    """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`, tracked
     (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent).
     The first run's metrics are also kept beside the copy, in first-metrics/, for comparisons."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
@@ -148,4 +148,8 @@ def pipeline(tmp_path_factory):
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     shutil.copytree(repo / "metrics", repo.parent / "first-metrics")
+    # This first run is the one tracked in MLflow (the tracking, UI and serving tests read it). The later re-runs
+    # test what DVC re-runs and what the stages write, not tracking: they skip MLflow, which costs every stage
+    # seconds of imports and store access (no stage reads `tracking`, so nothing turns stale).
+    set_params(repo, tracking__enabled=False)
     return repo, env, result.stdout

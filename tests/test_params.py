@@ -61,6 +61,10 @@ def _repeated_feature_kind(p):
     p["missing"]["features"] = ["missing", "missing"]
 
 
+def _required_without_tracking(p):
+    p["tracking"].update(enabled=False, required=True)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -74,6 +78,7 @@ def _repeated_feature_kind(p):
         (_depth_zero, r"maxcut\.depth: input should be greater than or equal to 1 \(got 0\)"),
         (_whole_image_patch, r"occlusion\.patch_size: input should be less than 1 \(got 1\.0\)"),
         (_repeated_feature_kind, r"missing\.features: must not repeat, got \['missing', 'missing'\]"),
+        (_required_without_tracking, r"tracking: required is true but enabled is false"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):

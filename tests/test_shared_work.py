@@ -30,7 +30,7 @@ def worker(tmp_path_factory):
     results as a worker would: commit dvc.lock, the metrics and DVC's .gitignore files; push the outputs
     and the run-cache to the project's remote (here a local folder)."""
     repo = tmp_path_factory.mktemp("workers") / "first"
-    env = copy_repository(repo, **TINY)
+    env = copy_repository(repo, **TINY, tracking__enabled=False)  # sharing is DVC's business; MLflow is tested elsewhere
     assert ran_stages(repro(repo, env)) == STAGES
     for cmd in (["dvc", "remote", "add", "-d", "storage", str(repo.parent / "remote")], ["git", "add", "-A"],
                 GIT + ["commit", "-qm", "results"], ["dvc", "push"], ["dvc", "push", "--run-cache"]):

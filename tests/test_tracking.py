@@ -107,3 +107,18 @@ def test_stages_starting_together_on_a_fresh_store_are_all_tracked(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("auxcut-test").experiment_id], "tags.`auxcut.kind` = 'stage'")
     assert sorted(r.data.tags["dvc.experiment"] for r in runs) == names
     assert all(r.info.status == "FINISHED" and r.data.metrics == {"x": 1.0} for r in runs)
+
+
+def test_a_stage_with_tracking_off_never_opens_the_store(tmp_path):
+    """tracking.enabled: false -- the stage writes its outputs and metrics, and no MLflow store comes into being."""
+    from conftest import copy_repository, run
+
+    repo = tmp_path / "repo"
+    env = copy_repository(repo, tracking__enabled=False)
+    result = run([sys.executable, "stages/prepare.py"], repo, env)
+    assert result.returncode == 0, result.stderr
+    assert (repo / "metrics" / "prepare.json").is_file() and (repo / "data" / "prepared").is_dir()
+    assert not (tmp_path / "mlflow.db").exists() and "MLflow" not in result.stderr
+    tracked = copy_repository(tmp_path / "tracked" / "repo")  # the same stage tracked: the store appears
+    assert run([sys.executable, "stages/prepare.py"], tmp_path / "tracked" / "repo", tracked).returncode == 0
+    assert (tmp_path / "tracked" / "mlflow.db").is_file()
