@@ -94,13 +94,13 @@ def discover(features: np.ndarray, coarse: np.ndarray, kept: np.ndarray, classes
     for label, name in enumerate(classes):
         rows = np.flatnonzero((coarse == label) & kept)
         if len(rows) == 0:
-            outcome[name] = {"kept": 0, "clusters": 0, "noise": 0, "outcome": "no images"}
+            outcome[name] = {"kept": 0, "fine_labels": 0, "noise": 0, "outcome": "no images"}
             continue
         labels, layout, what = cluster(features[rows], n_neighbors, n_components, min_cluster_size, seed)
         found = int(labels.max()) + 1
         fine[rows[labels >= 0]] = len(names) + labels[labels >= 0]
         names += [f"{name}/c{k}" for k in range(found)]
-        outcome[name] = {"kept": int(len(rows)), "clusters": found, "noise": int((labels < 0).sum()), "outcome": what}
+        outcome[name] = {"kept": int(len(rows)), "fine_labels": found, "noise": int((labels < 0).sum()), "outcome": what}
         if layout is not None:
             layouts[name] = (rows, layout[:, :2], labels, what)
     if not names:

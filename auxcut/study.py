@@ -10,7 +10,9 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers preset aux-head exits-age
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --lever partial-input \
         --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
-    python -m auxcut.study report     # reports/study-utkface.md (+ .json), and reports/variants-heads.md (+ .json)
+    python -m auxcut.study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages fairness train_fine
+    python -m auxcut.study report     # reports/study-utkface.md, variants-heads.md, variants-occlusion.md,
+                                      # variants-discovery.md (each + .json)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from auxcut import AuxcutError, heads_report, occlusion_report
+from auxcut import AuxcutError, discovery_report, heads_report, occlusion_report
 from auxcut.tracking import project_root
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -222,7 +224,7 @@ def write_report(root: Path) -> Path:
                "above zero, with the worst race group not below the control's. GPU preset: not run, no accelerator "
                "machine was lent to this work (every number here is from the 2-core CPU preset).")
     write_page(root, "study-utkface", render(records, "auxcut on UTKFace", preface), records, aggregate(records))
-    for variants in (heads_report.write(root), occlusion_report.write(root)):
+    for variants in (heads_report.write(root), occlusion_report.write(root), discovery_report.write(root)):
         if variants is not None:
             print(variants)
     return root / "reports" / "study-utkface.md"

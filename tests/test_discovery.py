@@ -38,10 +38,10 @@ def test_discovers_the_digits_inside_two_coarse_classes():
     kept = np.ones(len(y), dtype=bool)
     fine, names, outcome, layouts = discovery.discover(x, coarse, kept, ["low", "high"], 15, 2, 15, 0)
     assert outcome["low"]["outcome"] == outcome["high"]["outcome"] == "clusters"
-    assert len(names) == outcome["low"]["clusters"] + outcome["high"]["clusters"] >= 6
+    assert len(names) == outcome["low"]["fine_labels"] + outcome["high"]["fine_labels"] >= 6
     assert names[0] == "low/c0" and all(n.startswith(("low/", "high/")) for n in names)
     assigned = fine != discovery.UNASSIGNED
-    assert (coarse[assigned] == (fine[assigned] >= outcome["low"]["clusters"])).all()  # fine labels nest in coarse
+    assert (coarse[assigned] == (fine[assigned] >= outcome["low"]["fine_labels"])).all()  # fine labels nest in coarse
     scores = discovery.agreement(fine, pd.DataFrame({"digit": y, "parity": y % 2}))
     assert scores["digit"]["ari"] > 0.7 and scores["digit"]["nmi"] > 0.7  # the hidden digits, found
     assert scores["parity"]["ari"] < 0.3 and "digit x parity" in scores

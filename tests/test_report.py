@@ -166,3 +166,35 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
     assert occlusion_report.write(empty) is None
+
+
+def test_discovery_report_from_real_runs(pipeline, tmp_path):
+    """reports/variants-discovery.md from the digits pipeline's metrics: two seeds, the second's pretrained net a point
+    better, so the gain's interval over seeds is a real one; the agreement with the hidden digit is carried through."""
+    from auxcut import discovery_report
+
+    repo, _, _ = pipeline
+    root = tmp_path / "project"
+    runs = root / "reports" / "runs"
+    for seed in (0, 1):
+        shutil.copytree(repo / "metrics", runs / f"digits-s{seed}")
+        (runs / f"digits-s{seed}" / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": seed,
+                                                                        "head": "logistic"}))
+    fine = json.loads((runs / "digits-s1" / "train_fine.json").read_text())
+    fine["modes"]["pretrain"]["test_accuracy"] += 0.01
+    fine["modes"]["pretrain"]["minus_base"]["accuracy"]["value"] += 0.01
+    (runs / "digits-s1" / "train_fine.json").write_text(json.dumps(fine))
+    page = discovery_report.write(root).read_text()
+    a = json.loads((root / "reports" / "variants-discovery.json").read_text())["aggregates"]["digits (cpu)"]
+    found = json.loads((repo / "metrics" / "discover.json").read_text())
+    first = json.loads((repo / "metrics" / "train_fine.json").read_text())["modes"]["pretrain"]
+    assert a["seeds"] == [0, 1] and a["fine_labels"]["mean"] == found["fine_labels"]
+    assert a["ari/digit"]["mean"] == pytest.approx(found["agreement"]["digit"]["ari"])
+    gain = a["pretrain/gain"]
+    assert gain["mean"] == pytest.approx(first["minus_base"]["accuracy"]["value"] + 0.005)
+    assert gain["ci"][0] < gain["mean"] < gain["ci"][1]
+    assert a["aim_met"]["pretrain"] == (gain["ci"][0] > 0)
+    assert "| digit |" in page and "91.66" in page and "| pretrain |" in page and "| multihead |" in page
+    empty = tmp_path / "empty"
+    (empty / "reports" / "runs").mkdir(parents=True)
+    assert discovery_report.write(empty) is None
