@@ -37,15 +37,12 @@ def augmented_entropy(model: ConvNet, images: np.ndarray, mean: np.ndarray, std:
     horizontal flips) of each image."""
     model = model.to(device).eval()
     generator = torch.Generator().manual_seed(seed)
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     out = []
-    for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().div_(255.0)
+    # Shifts and flips move pixel values without changing them, so they commute with the per-channel normalisation.
+    for x in training.normalised_batches(images, mean, std, batch_size):
         probs = torch.zeros(len(x), model.arch["n_outputs"])
         for _ in range(augmentations):
-            view = (training.flip_and_shift(x, generator, flip=flip) - mean_t) / std_t
-            probs += model(view.to(device)).float().softmax(1).cpu()
+            probs += model(training.flip_and_shift(x, generator, flip=flip).to(device)).float().softmax(1).cpu()
         probs /= augmentations
         out.append(-(probs * probs.clamp_min(1e-12).log()).sum(1).numpy())
     return np.concatenate(out) if out else np.zeros(0)

@@ -296,16 +296,21 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, device: torch.dev
     return loss_sum / seen, correct / max(answers, 1)
 
 
+def normalised_batches(images: np.ndarray, mean: np.ndarray, std: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
+    """uint8 images (N, C, H, W) in order, as float batches normalised as in training (on the CPU)."""
+    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), np.arange(len(images)), mean, std)
+    for x, _, _ in _loader(data, batch_size, False, 0):
+        yield x
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: np.ndarray, *,
                   task: Task, batch_size: int, device: torch.device) -> np.ndarray:
     """Probabilities for every image: (N, K) softmax for multiclass, (N,) sigmoid for binary, and for Heads each
     head's softmax side by side, (N, sum of the sizes)."""
     model = model.to(device).eval()
-    index = np.arange(len(images))
-    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), index, mean, std)
     out = []
-    for x, _, _ in _loader(data, batch_size, False, 0):
+    for x in normalised_batches(images, mean, std, batch_size):
         with _autocast(device):
             logits = model(x.to(device)).float()
         if isinstance(task, Heads):
