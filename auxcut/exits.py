@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from auxcut import AuxcutError
+from auxcut import AuxcutError, training
 from auxcut.hierarchy import ClassTree
 from auxcut.models import ConvNet
 from auxcut.variants import check_groups, prefix_groups
@@ -169,8 +169,8 @@ class ExitOutputs:
 
     @classmethod
     def split(cls, probs: np.ndarray, head_sizes: tuple[int, ...]) -> "ExitOutputs":
-        parts = np.split(probs, np.cumsum(head_sizes)[:-1], axis=1)
-        return cls(parts[:-1], parts[-1])
+        *coarse, fine = training.Heads(head_sizes).split_probs(probs)
+        return cls(coarse, fine)
 
     def rows(self, index: np.ndarray) -> "ExitOutputs":
         return ExitOutputs([p[index] for p in self.coarse], self.fine[index])

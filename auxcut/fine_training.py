@@ -67,6 +67,5 @@ def coarse_probs(net: ConvNet, images: np.ndarray, n_coarse: int, mean: np.ndarr
     extra = int(net.arch["n_outputs"]) - n_coarse
     if extra == 0:
         return training.predict_proba(net, images, mean, std, task="multiclass", batch_size=256, device=device)
-    probs = training.predict_proba(net, images, mean, std, task=training.Heads((n_coarse, extra)), batch_size=256,
-                                   device=device)
-    return probs[:, :n_coarse]
+    heads = training.Heads((n_coarse, extra))
+    return heads.split_probs(training.predict_proba(net, images, mean, std, task=heads, batch_size=256, device=device))[0]

@@ -39,6 +39,10 @@ class Heads:
     def split(self, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return logits.split(list(self.sizes), dim=1)
 
+    def split_probs(self, probs: np.ndarray) -> list[np.ndarray]:
+        """predict_proba's (N, sum of the sizes) for these heads -> each head's (N, size) probabilities."""
+        return np.split(probs, np.cumsum(self.sizes)[:-1], axis=1)
+
 
 MISSING = -1  # a head's target where its label is unknown (Heads)
 Task = Literal["multiclass", "binary"] | Heads

@@ -33,8 +33,8 @@ def main(stage: Stage) -> None:
         training.seed_everything(p.seed, device)
         shared = training.fit(ConvNet(in_shape, sum(table.sizes), cfg.width, cfg.view), ds.images, targets, train, val,
                               task=heads, desc=f"train_attributes shared, {fraction:.0%} hidden", **fit).model
-        shared_probs = np.split(training.predict_proba(shared, ds.images, mean, std, task=heads, batch_size=256,
-                                                       device=device), np.cumsum(table.sizes)[:-1], axis=1)
+        shared_probs = heads.split_probs(training.predict_proba(shared, ds.images, mean, std, task=heads, batch_size=256,
+                                                                device=device))
         separate, row = [], {"hidden": fraction, "shared": {"accuracy": {}}, "separate": {"accuracy": {}},
                              "difference": {}, "majority": {}, "known_train_labels": {}}
         for a, name in enumerate(table.names):

@@ -166,3 +166,10 @@ def test_masked_heads_loss_ignores_missing_labels():
     assert torch.allclose(loss(logits, y), only_first + second)
     with pytest.raises(AuxcutError, match="heads"):
         training.Heads((3, 1))
+
+
+def test_heads_split_side_by_side_probabilities_back_into_heads():
+    probs = np.arange(20, dtype=float).reshape(4, 5)
+    classes, cut = training.Heads((3, 2)).split_probs(probs)
+    np.testing.assert_array_equal(classes, probs[:, :3])
+    np.testing.assert_array_equal(cut, probs[:, 3:])
