@@ -27,13 +27,14 @@ def main(stage: Stage) -> None:
     fit = dict(mean=mean, std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                weight_decay=cfg.weight_decay, patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=device)
     heads = training.Heads(table.sizes)
+    test_images = ds.images[test]  # only the test split is scored
     shared_nets, by_fraction = [], []
     for fraction in cfg.hidden:
         targets = attributes.hide(table.codes, train, fraction, p.seed)
         training.seed_everything(p.seed, device)
         shared = training.fit(ConvNet(in_shape, sum(table.sizes), cfg.width, cfg.view), ds.images, targets, train, val,
                               task=heads, desc=f"train_attributes shared, {fraction:.0%} hidden", **fit).model
-        shared_probs = heads.split_probs(training.predict_proba(shared, ds.images, mean, std, task=heads, batch_size=256,
+        shared_probs = heads.split_probs(training.predict_proba(shared, test_images, mean, std, task=heads, batch_size=256,
                                                                 device=device))
         separate, row = [], {"hidden": fraction, "shared": {"accuracy": {}}, "separate": {"accuracy": {}},
                              "difference": {}, "majority": {}, "known_train_labels": {}}
@@ -44,9 +45,9 @@ def main(stage: Stage) -> None:
                                known, val, task="multiclass", desc=f"train_attributes {name}, {fraction:.0%} hidden",
                                **fit).model
             separate.append(net)
-            probs = training.predict_proba(net, ds.images, mean, std, task="multiclass", batch_size=256, device=device)
+            probs = training.predict_proba(net, test_images, mean, std, task="multiclass", batch_size=256, device=device)
             truth = table.codes[test, a]
-            shared_right, separate_right = shared_probs[a][test].argmax(1) == truth, probs[test].argmax(1) == truth
+            shared_right, separate_right = shared_probs[a].argmax(1) == truth, probs.argmax(1) == truth
             row["shared"]["accuracy"][name] = float(shared_right.mean())
             row["separate"]["accuracy"][name] = float(separate_right.mean())
             row["difference"][name] = attributes.paired_difference(shared_right, separate_right)
@@ -54,12 +55,11 @@ def main(stage: Stage) -> None:
             row["known_train_labels"][name] = int(len(known))
         if not stage.is_main:
             continue
-        images = ds.images[test]
         row["shared"]["parameters"] = count_parameters(shared)
         row["separate"]["parameters"] = sum(count_parameters(net) for net in separate)
         rates = inference.images_per_second({"shared": [(shared, heads)],
                                              "separate": [(net, "multiclass") for net in separate]},
-                                            images, mean, std, device)
+                                            test_images, mean, std, device)
         for kind in ("shared", "separate"):
             row[kind]["images_per_second"] = rates[kind]
         shared_nets.append(shared)
