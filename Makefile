@@ -25,8 +25,10 @@ run: $(STAMP)
 	AUXCUT_PIPELINE_RUN=$$(date -u +%Y%m%dT%H%M%SZ) dvc repro
 	python -m auxcut.summary
 
+# Two pytest-xdist workers, a test file each at a time: the DVC runs leave a core idle much of the time (startup,
+# I/O, single-threaded stages). A file's module fixtures stay in one worker; each worker builds the session pipeline.
 test: $(STAMP)
-	python -m pytest
+	python -m pytest -n 2 --dist loadfile
 
 # Reproduce whatever is stale, then the metrics against the committed ones and the quality gates of
 # params.yaml `validate:`; fails (exit 1) when a gate does.

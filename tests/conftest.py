@@ -142,12 +142,14 @@ TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__ep
 def pipeline(tmp_path_factory):
     """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`, tracked
     (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent).
-    The first run's metrics are also kept beside the copy, in first-metrics/, for comparisons."""
+    The first run's metrics and predictions are also kept beside the copy, in first-metrics/ and first-predictions/:
+    what later tests compare with (the model it registered in MLflow among them)."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
     env = copy_repository(repo, **TINY)
     result = run(["dvc", "repro"], repo, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     shutil.copytree(repo / "metrics", repo.parent / "first-metrics")
+    shutil.copytree(repo / "data" / "predictions", repo.parent / "first-predictions")
     # This first run is the one tracked in MLflow (the tracking, UI and serving tests read it). The later re-runs
     # test what DVC re-runs and what the stages write, not tracking: they skip MLflow, which costs every stage
     # seconds of imports and store access (no stage reads `tracking`, so nothing turns stale).

@@ -27,6 +27,8 @@ def registered(env: dict[str, str]):
 
 
 def test_registered_model_reproduces_the_stacked_head(pipeline, monkeypatch):
+    """The model the fixture's tracked run registered gives that run's stacked probabilities (later tests re-run
+    stages untracked, so the registry's latest version is that run's)."""
     import mlflow.pyfunc
 
     repo, env, _ = pipeline
@@ -39,7 +41,7 @@ def test_registered_model_reproduces_the_stacked_head(pipeline, monkeypatch):
     ds = data.load(repo / "data" / "prepared")
     rows = ds.indices("test")[:50]
     out = model.predict(np.asarray(ds.images[rows]))
-    expected = np.load(repo / "data" / "predictions" / "head_stacked.npy")[rows]
+    expected = np.load(repo.parent / "first-predictions" / "head_stacked.npy")[rows]
     np.testing.assert_allclose(out[ds.classes].to_numpy(dtype=float), expected, atol=1e-6)
     assert list(out["class"]) == [ds.classes[k] for k in expected.argmax(1)]
     np.testing.assert_allclose(out["probability"], expected.max(1), atol=1e-6)
@@ -97,7 +99,7 @@ def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
         rows = ds.indices("test")[:5]
         status, answer = post(port, json.dumps({"inputs": np.asarray(ds.images[rows]).tolist()}).encode())
         assert status == 200, answer
-        expected = np.load(repo / "data" / "predictions" / "head_stacked.npy")[rows]
+        expected = np.load(repo.parent / "first-predictions" / "head_stacked.npy")[rows]
         predictions = answer["predictions"]
         assert [p["class"] for p in predictions] == [ds.classes[k] for k in expected.argmax(1)]
         np.testing.assert_allclose([[p[c] for c in ds.classes] for p in predictions], expected, atol=1e-5)
