@@ -11,6 +11,22 @@ import pytest
 from auxcut.tracking import Tracker, flatten, metric_name, pipeline_key, project_root
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_put_back():
+    """Tracker.run sets MLflow's process-wide tracking URI (and the variable), which is right in a stage, its own
+    process: here it is put back, so that no later test in this pytest process talks to a store a test pointed at."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as service  # where MLflow keeps the URI it was given
+
+    uri, variable = service._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(uri)
+    if variable is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = variable
+
+
 def test_project_root_sees_through_dvc_temp_copies(tmp_path):
     assert project_root(tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc") == (tmp_path / "repo").resolve()
     assert project_root(tmp_path / "repo") == (tmp_path / "repo").resolve()
