@@ -6,11 +6,10 @@ is a mean over seeds with a 95% t-interval."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from auxcut.report import _cell, mean_interval, write_page
+from auxcut.report import _cell, by_config, seed_means, write_variant_page
 
 # The published anchor: coarse accuracy on PathMNIST without and with the discovered fine labels.
 PUBLISHED_BASE, PUBLISHED_FINE = 0.9084, 0.9166
@@ -38,19 +37,11 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def load(runs_dir: Path) -> list[dict[str, Any]]:
-    records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
-    return [r for r in records if r is not None and r["head"] == "logistic"]
-
-
 def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        by[r["config"]].append(r)
     out = {}
-    for config, runs in sorted(by.items()):
+    for config, runs in by_config(records):
         keys = sorted({k for r in runs for k, v in r.items() if isinstance(v, float)})
-        agg = {"seeds": sorted(r["seed"] for r in runs), **{k: mean_interval([r[k] for r in runs if k in r]) for k in keys}}
+        agg = seed_means(runs, keys)
         # the aim: a coarse gain whose interval over seeds lies above zero
         agg["aim_met"] = {mode: bool(agg[f"{mode}/gain"]["ci"] and agg[f"{mode}/gain"]["ci"][0] > 0)
                           for mode in runs[0]["modes"]}
@@ -100,9 +91,6 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> str
 
 
 def write(root: Path) -> Path | None:
-    """reports/variants-discovery.md and .json from reports/runs/; None when no run has the discovery stages yet."""
-    records = load(root / "reports" / "runs")
-    if not records:
-        return None
-    agg = aggregate(records)
-    return write_page(root, "variants-discovery", render(records, agg), records, agg)
+    """reports/variants-discovery.md and .json from reports/runs/ (each configuration, a lever too, is its own section); None
+    when no run has the discovery stages yet."""
+    return write_variant_page(root, "variants-discovery", collect, aggregate, render)

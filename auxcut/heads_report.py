@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auxcut.exits import AIM_ACCURACY_DROP, AIM_COARSE_RIGHT, AIM_FLOPS
-from auxcut.report import _cell, mean_interval, write_page
+from auxcut.report import _cell, seed_means, write_variant_page
 
 ANCHOR = ("Gran-HBN (CIFAR-100, AlexNet backbone): coarse-class accuracy 64.6-66.8% at 33-79% of AlexNet's FLOPs. "
           "A different data set, net and accuracy definition: shown beside ours, not compared point for point.")
@@ -65,18 +65,10 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def load(runs_dir: Path) -> list[dict[str, Any]]:
-    records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
-    return [r for r in records if r is not None and r["head"] == "logistic"]
-
-
 def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     numeric = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
                      - {"seed"})
-    return {"seeds": sorted(r["seed"] for r in runs),
-            **{k: mean_interval([r[k] for r in runs if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)])
-               for k in numeric},
-            "aim_met": sum(bool(r["exits_aim_met"]) for r in runs)}
+    return {**seed_means(runs, numeric), "aim_met": sum(bool(r["exits_aim_met"]) for r in runs)}
 
 
 def _dataset(config: str) -> str:
@@ -192,8 +184,4 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]], report
 
 def write(root: Path) -> Path | None:
     """reports/variants-heads.md and .json from reports/runs/; None when no run has the heads variants yet."""
-    records = load(root / "reports" / "runs")
-    if not records:
-        return None
-    agg = aggregate(records)
-    return write_page(root, "variants-heads", render(records, agg, root / "reports"), records, agg)
+    return write_variant_page(root, "variants-heads", collect, aggregate, lambda records, agg: render(records, agg, root / "reports"))

@@ -5,11 +5,10 @@ partial-MNIST numbers. Every number is a mean over seeds with a 95% t-interval."
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from auxcut.report import _cell, mean_interval, write_page
+from auxcut.report import _cell, by_config, seed_means, write_variant_page
 from auxcut.robustness import PUBLISHED_ACCURACY, PUBLISHED_DELTA, WITHIN_UNOCCLUDED
 
 
@@ -32,21 +31,11 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def load(runs_dir: Path) -> list[dict[str, Any]]:
-    """The runs of the logistic head that have the occlusion stages; each configuration (a lever too) is its own row."""
-    records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
-    return [r for r in records if r is not None and r["head"] == "logistic"]
-
-
 def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        by[r["config"]].append(r)
     out = {}
-    for config, runs in sorted(by.items()):
+    for config, runs in by_config(records):
         keys = sorted({k for r in runs for k, v in r.items() if "/" in k and isinstance(v, float)})
-        out[config] = {"seeds": sorted(r["seed"] for r in runs),
-                       **{k: mean_interval([r[k] for r in runs if k in r]) for k in keys},
+        out[config] = {**seed_means(runs, keys),
                        "aims_met": {kind: sum(r["aims"].get(kind, False) for r in runs) for kind in runs[0]["aims"]}}
     return out
 
@@ -95,9 +84,6 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> str
 
 
 def write(root: Path) -> Path | None:
-    """reports/variants-occlusion.md and .json from reports/runs/; None when no run has the occlusion stages yet."""
-    records = load(root / "reports" / "runs")
-    if not records:
-        return None
-    agg = aggregate(records)
-    return write_page(root, "variants-occlusion", render(records, agg), records, agg)
+    """reports/variants-occlusion.md and .json from reports/runs/ (each configuration, a lever too, is its own section); None
+    when no run has the occlusion stages yet."""
+    return write_variant_page(root, "variants-occlusion", collect, aggregate, render)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,42 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "device": m["train_base"].get("device", "cpu"),
     })
     return record
+
+
+def variant_runs(runs_dir: Path, collect: Callable[[Path], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """A variant page's records: the logistic head's runs that `collect` reads (None for a run without the variant's
+    stages)."""
+    records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
+    return [r for r in records if r is not None and r["head"] == "logistic"]
+
+
+def write_variant_page(root: Path, stem: str, collect: Callable[[Path], dict[str, Any] | None],
+                       aggregate: Callable[[list[dict[str, Any]]], dict[str, Any]],
+                       render: Callable[[list[dict[str, Any]], dict[str, Any]], str]) -> Path | None:
+    """reports/<stem>.md and .json from the runs in reports/runs/ that `collect` reads; None when there is none yet."""
+    records = variant_runs(root / "reports" / "runs", collect)
+    if not records:
+        return None
+    agg = aggregate(records)
+    return write_page(root, stem, render(records, agg), records, agg)
+
+
+def by_config(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The records grouped by configuration, in name order."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[r["config"]].append(r)
+    return sorted(groups.items())
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def seed_means(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    """The seeds, and each key's mean over the runs that have a number for it, with its t-interval."""
+    return {"seeds": sorted(r["seed"] for r in runs),
+            **{k: mean_interval([r[k] for r in runs if _number(r.get(k))]) for k in keys}}
 
 
 def mean_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
