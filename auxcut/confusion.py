@@ -1,10 +1,54 @@
-"""The base model's validation confusion matrix, read as a weighted graph between classes."""
+"""The base model's validation confusion matrix, read as a weighted graph between classes -- the given classes, or
+the fine labels `discover` found inside them (params `confusion.labels`)."""
 
 from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 from sklearn.metrics import confusion_matrix
+
+from auxcut import AuxcutError
+
+# params `confusion.labels` names the file whose labels are the graph's nodes (dvc.yaml makes it a dep): this one, the
+# given classes, or data/fine_labels.csv, the fine labels `discover` found inside them
+GIVEN_CLASSES = "data/prepared/samples.csv"
+
+
+def _nearest_fine(labels_file: str, n_images: int) -> tuple[np.ndarray, list[str]]:
+    """Per image and coarse class, the nearest fine label of that class (discover's nearest_in_<class> columns), and
+    the fine labels' names."""
+    table = pd.read_csv(labels_file)
+    columns = sorted((c for c in table.columns if c.startswith("nearest_in_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+    if len(table) != n_images or not columns:
+        raise AuxcutError(f"{labels_file}: expected {n_images} rows with nearest_in_<class> columns, got {len(table)} "
+                          f"rows and {len(columns)} such columns; re-run `dvc repro discover`")
+    named = table[table["fine"] >= 0].drop_duplicates("fine").sort_values("fine")
+    return table[columns].to_numpy(), named["fine_name"].astype(str).tolist()
+
+
+def graph_nodes(labels_file: str, labels: np.ndarray, classes: list[str]) -> tuple[list[str], np.ndarray]:
+    """The graph's nodes and every image's node: the given classes, or the discovered fine labels, where each image
+    sits at the nearest fine label of its class."""
+    if labels_file == GIVEN_CLASSES:
+        return list(classes), labels
+    nearest, names = _nearest_fine(labels_file, len(labels))
+    return names, nearest[np.arange(len(labels)), labels]
+
+
+def node_probs(labels_file: str, base_probs: np.ndarray) -> np.ndarray:
+    """The base's probabilities over the graph's nodes. The base cannot tell fine labels apart, so each class's
+    probability goes to the image's nearest fine label of that class: a mistake lands in the nearest part of the
+    class the base predicted, and summing a class's fine labels gives back the base's own confusion matrix."""
+    if labels_file == GIVEN_CLASSES:
+        return base_probs
+    nearest, names = _nearest_fine(labels_file, len(base_probs))
+    if nearest.shape[1] != base_probs.shape[1]:
+        raise AuxcutError(f"{labels_file}: nearest fine labels for {nearest.shape[1]} classes, the base predicts "
+                          f"{base_probs.shape[1]}; re-run `dvc repro discover`")
+    probs = np.zeros((len(base_probs), len(names)))
+    probs[np.arange(len(base_probs))[:, None], nearest] = base_probs  # a class's fine labels are its own: no clash
+    return probs
 
 
 def confusion_counts(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -11,6 +11,10 @@
 Fallbacks, each recorded per coarse class in the metrics instead of failing the run: a class with too few kept
 images for a UMAP neighbourhood, or where HDBSCAN finds no cluster (all noise) or a single one, keeps one fine label
 that is the coarse class itself.
+3. Every image (all splits) gets, for each coarse class, the nearest fine label of that class: the one whose centroid
+   (mean feature of its members) is closest. Within its own class that is the image's fine label when the confusion
+   graph is over fine labels (auxcut.confusion.graph_nodes); within the class the base predicts, it is where the
+   base's mistake lands.
 """
 
 from __future__ import annotations
@@ -103,6 +107,25 @@ def discover(features: np.ndarray, coarse: np.ndarray, kept: np.ndarray, classes
     if not names:
         raise AuxcutError("discover: no coarse class has a kept train image; raise discovery.keep")
     return fine, names, outcome, layouts
+
+
+def nearest_within(features: np.ndarray, member_features: np.ndarray, fine: np.ndarray, coarse: np.ndarray,
+                   n_classes: int) -> np.ndarray:
+    """(images, classes): for every image and coarse class, the fine label of that class whose centroid is nearest
+    (Euclidean, in the base's feature space). `member_features`, `fine` and `coarse` are the clustered images."""
+    found = int(fine.max()) + 1
+    centroids = np.stack([member_features[fine == k].mean(0) for k in range(found)])
+    owner = np.array([coarse[fine == k][0] for k in range(found)])
+    missing = sorted(set(range(n_classes)) - set(owner.tolist()))
+    if missing:
+        raise AuxcutError(f"discover: coarse class(es) {missing} have no fine label; raise discovery.keep")
+    # |x - c|^2 without the |x|^2 every centroid shares, and without an (images, fine labels, features) array
+    distance = (centroids ** 2).sum(1)[None, :] - 2 * features @ centroids.T
+    nearest = np.empty((len(features), n_classes), dtype=np.int64)
+    for label in range(n_classes):
+        own = np.flatnonzero(owner == label)
+        nearest[:, label] = own[distance[:, own].argmin(1)]
+    return nearest
 
 
 def agreement(fine: np.ndarray, hidden: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -68,6 +68,12 @@ class AuxParams(TrainParams):
     mode: Literal["separate", "head"]  # a small CNN per cut, or binary heads on the base's backbone (auxcut.joint)
 
 
+class ConfusionParams(_Strict):
+    # the file whose labels are the graph's nodes (a dep of confusion, relabel and train_aux in dvc.yaml): the given
+    # classes, or the fine labels `discover` found inside them
+    labels: Literal["data/prepared/samples.csv", "data/fine_labels.csv"]
+
+
 class MaxcutParams(_Strict):
     method: Literal["auto", "exact", "lowrank", "cvxpy"]
     hyperplanes: int = Field(ge=1000)
@@ -188,6 +194,7 @@ class Params(_Strict):
     data: DataParams
     base: TrainParams
     aux: AuxParams
+    confusion: ConfusionParams
     maxcut: MaxcutParams
     head: HeadParams
     attributes: AttributesParams

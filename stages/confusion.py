@@ -1,4 +1,5 @@
-"""confusion: the base model's confusion matrix on val, the graph the max-cut will split."""
+"""confusion: the base model's confusion matrix on val, the graph the max-cut will split (over the given classes,
+or over the fine labels `discover` found inside them: params confusion.labels)."""
 
 import sys
 from pathlib import Path
@@ -16,23 +17,27 @@ from auxcut.stage import Stage, run_stage  # noqa: E402
 
 def main(stage: Stage) -> None:
     ds = data.load(paths.PREPARED)
-    probs = np.load(paths.BASE_PROBS)
+    source = stage.params.confusion.labels
+    names, labels = confusion.graph_nodes(source, ds.samples["label"].to_numpy(), ds.classes)
+    probs = confusion.node_probs(source, np.load(paths.BASE_PROBS))
     val = ds.indices("val")
-    labels = ds.samples["label"].to_numpy()
-    present = np.bincount(labels[val], minlength=len(ds.classes))
+    present = np.bincount(labels[val], minlength=len(names))
     if (present == 0).any():
-        missing = [ds.classes[k] for k in np.flatnonzero(present == 0)]
-        raise AuxcutError(f"{paths.PREPARED}: class(es) {missing} have no validation samples; the confusion graph needs them")
+        missing = [names[k] for k in np.flatnonzero(present == 0)]
+        hint = "" if source == confusion.GIVEN_CLASSES else " (raise discovery.min_cluster_size for fewer, larger ones)"
+        raise AuxcutError(f"{source}: {missing} have no validation samples; the confusion graph needs every node{hint}")
     counts = confusion.confusion_counts(labels[val], probs[val])
-    write_csv(paths.CONFUSION, pd.DataFrame(counts, index=ds.classes, columns=ds.classes).rename_axis("true").reset_index())
+    write_csv(paths.CONFUSION, pd.DataFrame(counts, index=names, columns=names).rename_axis("true").reset_index())
     weights = confusion.confusion_weights(counts)
     upper = np.triu(weights, 1)
     order = np.argsort(upper, axis=None)[::-1][:5]
-    pairs = [{"classes": [ds.classes[i], ds.classes[j]], "weight": float(upper[i, j])}
+    pairs = [{"classes": [names[i], names[j]], "weight": float(upper[i, j])}
              for i, j in zip(*np.unravel_index(order, upper.shape)) if upper[i, j] > 0]
     stage.save_plot(paths.PLOTS / "confusion" / "base_val.png",
-                    confusion.plot_confusion(counts, ds.classes, "base model, validation split"))
+                    confusion.plot_confusion(counts, names, "base model, validation split"))
     stage.write_metrics({
+        "nodes": "classes" if source == confusion.GIVEN_CLASSES else "fine labels",
+        "n_nodes": len(names),
         "val_accuracy": float(np.trace(counts) / counts.sum()),
         "val_samples": int(counts.sum()),
         "confused_pairs": int(np.count_nonzero(upper)),

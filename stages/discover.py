@@ -1,5 +1,6 @@
 """discover: fine labels inside each coarse class, from the base's features of its most certain train images
-(entropy over augmentations), reduced with UMAP and clustered with HDBSCAN; scored against the hidden groups."""
+(entropy over augmentations), reduced with UMAP and clustered with HDBSCAN; scored against the hidden groups. Every
+image also gets the nearest fine label of each class, which the confusion graph uses when it is over fine labels."""
 
 import sys
 from pathlib import Path
@@ -23,27 +24,30 @@ def main(stage: Stage) -> None:
     coarse = ds.samples["label"].to_numpy()[train]
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std, device = np.asarray(state["mean"]), np.asarray(state["std"]), training.pick_device()
-    images = np.asarray(ds.images[train])
-    entropy = discovery.augmented_entropy(base, images, mean, std, cfg.augmentations, p.base.augment, p.seed, 256, device)
+    entropy = discovery.augmented_entropy(base, np.asarray(ds.images[train]), mean, std, cfg.augmentations,
+                                          p.base.augment, p.seed, 256, device)
     kept = discovery.most_certain(entropy, coarse, cfg.keep)
-    features = embedding.embed(base, images, mean, std, batch_size=256, device=device)
-    fine, names, outcome, layouts = discovery.discover(features, coarse, kept, ds.classes, cfg.n_neighbors,
+    features = embedding.embed(base, np.asarray(ds.images), mean, std, batch_size=256, device=device)  # every split
+    fine, names, outcome, layouts = discovery.discover(features[train], coarse, kept, ds.classes, cfg.n_neighbors,
                                                        cfg.n_components, cfg.min_cluster_size, p.seed)
+    clustered = fine != discovery.UNASSIGNED
+    nearest = discovery.nearest_within(features, features[train][clustered], fine[clustered], coarse[clustered],
+                                       len(ds.classes))
     labels = np.full(len(ds.samples), discovery.UNASSIGNED)
     labels[train] = fine
     write_csv(paths.FINE_LABELS, pd.DataFrame({
         "fine": labels, "fine_name": [names[k] if k >= 0 else "" for k in labels],
         "certain": np.isin(np.arange(len(labels)), train[kept]),
-        "entropy": pd.Series(entropy, index=train).reindex(range(len(labels))).to_numpy()}))
+        "entropy": pd.Series(entropy, index=train).reindex(range(len(labels))).to_numpy(),
+        **{f"nearest_in_{c}": nearest[:, c] for c in range(len(ds.classes))}}))
     hidden = ds.samples.loc[train, ds.group_columns].rename(columns=lambda c: c.removeprefix("group_")).reset_index(drop=True)
     colour = "race" if "race" in hidden.columns else hidden.columns[0] if len(hidden.columns) else None
     stage.save_plot(paths.PLOTS / "discovery" / "umap.png", discovery.plot_layouts(
         layouts, None if colour is None else hidden[colour], "discovered clusters of the most certain train images"))
-    assigned = fine != discovery.UNASSIGNED
     stage.write_metrics({
         "fine_labels": len(names), "names": names, "coarse_classes": len(ds.classes),
-        "train_images": len(train), "kept": int(kept.sum()), "assigned": int(assigned.sum()),
-        "assigned_share": float(assigned.mean()), "by_coarse_class": outcome,
+        "train_images": len(train), "kept": int(kept.sum()), "assigned": int(clustered.sum()),
+        "assigned_share": float(clustered.mean()), "by_coarse_class": outcome,
         "agreement": discovery.agreement(fine, hidden) if len(hidden.columns) else {},
     })
 

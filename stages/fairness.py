@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import confusion, fairness, paths  # noqa: E402
+from auxcut import confusion, data, fairness, paths  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def main(stage: Stage) -> None:
     reports = {name: fairness.predictor_report(y, pred, groups, rows, p.fairness.ci) for name, pred in preds.items()}
     differences = {f"{a}_minus_{b}": fairness.paired_difference(y, preds[a], preds[b], groups, rows, p.fairness.ci)
                    for a, b in (("control", "base"), ("stacked", "control"), ("stacked", "base"))}
-    classes = [str(c) for c in pd.read_csv(paths.CONFUSION, index_col="true").columns]
+    classes = data.load(paths.PREPARED).classes
     for name in ("base", "stacked"):
         counts = confusion.confusion_counts(y, probs[name])
         stage.save_plot(paths.PLOTS / "fairness" / f"confusion_{name}_test.png",

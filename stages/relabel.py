@@ -1,4 +1,4 @@
-"""relabel: every sample gets the binary label of its class's side of the cut (of each cut, for a tree of cuts:
+"""relabel: every sample gets the binary label of its class's (or fine label's) side of the cut (of each cut, for a tree of cuts:
 node_<k> is the side at node k, -1 where the sample's class is not under that node)."""
 
 import sys
@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import AuxcutError, data, paths  # noqa: E402
+from auxcut import AuxcutError, confusion, data, paths  # noqa: E402
 from auxcut.hierarchy import ClassTree  # noqa: E402
 from auxcut.io import read_json, write_csv  # noqa: E402
 from auxcut.stage import Stage, run_stage  # noqa: E402
@@ -26,10 +26,13 @@ def side_shares(labels: pd.Series, split: pd.Series) -> dict:
 def main(stage: Stage) -> None:
     samples = pd.read_csv(paths.PREPARED / "samples.csv", usecols=["label", "split"])
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
-    if samples["label"].max() >= len(tree.names):
-        raise AuxcutError(f"{paths.CUT}: has {len(tree.names)} classes but the data has label {samples['label'].max()}")
+    source = stage.params.confusion.labels
+    names, labels = confusion.graph_nodes(source, samples["label"].to_numpy(), tree.names)  # given: the tree's names
+    if names != tree.names or labels.max() >= len(tree.names):
+        raise AuxcutError(f"{paths.CUT}: its {len(tree.names)} classes are not the nodes of {source} (confusion.labels); "
+                          f"re-run `dvc repro maxcut`")
     columns = [f"node_{k}" for k in range(len(tree.nodes))]
-    samples[columns] = tree.node_labels(samples["label"].to_numpy())
+    samples[columns] = tree.node_labels(labels)
     write_csv(paths.RELABELED, samples)
     nodes = [{"node": k, "images": {s: int(((samples[c] >= 0) & (samples["split"] == s)).sum()) for s in data.SPLITS},
               **side_shares(samples[c], samples["split"])} for k, c in enumerate(columns)]

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import AuxcutError, data, distributed, inference, joint, objectives, paths, training  # noqa: E402
+from auxcut import AuxcutError, confusion, data, distributed, inference, joint, objectives, paths, training  # noqa: E402
 from auxcut.hierarchy import ClassTree  # noqa: E402
 from auxcut.io import read_json, save_npy  # noqa: E402
 from auxcut.models import ConvNet, count_parameters  # noqa: E402
@@ -63,7 +63,8 @@ def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.nd
 
 
 def train_separate(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
-                   base_parameters: int, mean: np.ndarray, std: np.ndarray, device) -> Trained | None:
+                   node_probs: np.ndarray, base_parameters: int, mean: np.ndarray, std: np.ndarray,
+                   device) -> Trained | None:
     """One small CNN per cut, on the images of the cut's classes: the seed method's aux."""
     p, cfg = stage.params, stage.params.aux
     in_shape = tuple(ds.images.shape[1:])
@@ -79,7 +80,7 @@ def train_separate(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: p
         train_idx, val_idx = train_all[under[train_all]], val_all[under[val_all]]
         if len(train_idx) == 0 or len(val_idx) == 0:
             raise AuxcutError(f"{paths.RELABELED}: cut {k} has no train or val images; use fewer levels (maxcut.depth)")
-        base_side = objectives.base_side_probability(base_probs, tree.class_sides(k))
+        base_side = objectives.base_side_probability(node_probs, tree.class_sides(k))
         objective = objectives.make_objective(cfg.objective, cfg.strength, sides, base_side, train_idx)
         training.seed_everything(p.seed + k, device)  # weight init is random too; the root is seeded as before trees
         model = ConvNet(in_shape, 1, cfg.width, cfg.view)
@@ -105,7 +106,7 @@ def train_separate(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: p
 
 
 def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
-                base: ConvNet, mean: np.ndarray, std: np.ndarray, device) -> Trained | None:
+                node_probs: np.ndarray, base: ConvNet, mean: np.ndarray, std: np.ndarray, device) -> Trained | None:
     """One binary head per cut on a copy of the base, fine-tuned jointly with its class head (auxcut.joint)."""
     p, cfg = stage.params, stage.params.aux
     n_classes, n_cuts = len(ds.classes), len(tree.nodes)
@@ -126,7 +127,7 @@ def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.D
     class_probs, cut_probs = joint.split(training.predict_proba(result.model, ds.images, mean, std, task=heads,
                                                                 batch_size=cfg.batch_size, device=device), n_classes)
     nodes = [{**node_metrics(k, cut_probs[:, k], sides[:, k],
-                             objectives.base_side_probability(base_probs, tree.class_sides(k)), ds),
+                             objectives.base_side_probability(node_probs, tree.class_sides(k)), ds),
               "classes": len(tree.nodes[k].classes), "parameters": head_parameters // n_cuts,
               "epochs_run": len(result.history), "best_epoch": result.best_epoch} for k in range(n_cuts)]
     return Trained([result.model], cut_probs, class_probs, nodes, result.history, head_parameters,
@@ -140,14 +141,15 @@ def main(stage: Stage) -> None:
     relabeled = pd.read_csv(paths.RELABELED)
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     base_probs = np.load(paths.BASE_PROBS)
+    node_probs = confusion.node_probs(p.confusion.labels, base_probs)  # over the cut's classes, fine labels or given
     [base], base_state = training.load_checkpoint(paths.BASE_MODEL)
     base_parameters = count_parameters(base)
     mean, std = np.asarray(base_state["mean"]), np.asarray(base_state["std"])
     device = training.pick_device()
     if cfg.mode == "head":
-        out = train_heads(stage, ds, tree, relabeled, base_probs, base, mean, std, device)
+        out = train_heads(stage, ds, tree, relabeled, base_probs, node_probs, base, mean, std, device)
     else:
-        out = train_separate(stage, ds, tree, relabeled, base_probs, base_parameters, mean, std, device)
+        out = train_separate(stage, ds, tree, relabeled, base_probs, node_probs, base_parameters, mean, std, device)
     if out is None:
         return  # under torchrun rank 0 alone predicts and writes every output
     nodes, aux_parameters, class_probs = out.nodes, out.parameters, out.class_probs

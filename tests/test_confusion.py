@@ -140,3 +140,61 @@ def test_plot_confusion_returns_figure(k):
         assert len(texts) == (np.count_nonzero(counts) if k <= 30 else 0)
     finally:
         plt.close(fig)
+
+
+# --- the graph over discovered fine labels (params confusion.labels: data/fine_labels.csv) ---------------------------
+
+
+def fine_labels_file(tmp_path, coarse: np.ndarray, nearest: np.ndarray, names: list[str]):
+    """A data/fine_labels.csv as `discover` writes it: the clustered images name their fine label."""
+    import pandas as pd
+
+    fine = nearest[np.arange(len(coarse)), coarse].copy()
+    fine[::3] = -1  # noise and uncertain images have no fine label of their own, but still a nearest one
+    table = pd.DataFrame({"fine": fine, "fine_name": [names[k] if k >= 0 else "" for k in fine]})
+    for c in range(nearest.shape[1]):
+        table[f"nearest_in_{c}"] = nearest[:, c]
+    path = tmp_path / "fine_labels.csv"
+    table.to_csv(path, index=False)
+    return str(path)
+
+
+def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs):
+    from auxcut.confusion import graph_nodes, node_probs
+
+    y_true, probs = digits_probs
+    # two fine labels per digit (2c, 2c+1), each image's nearest one drawn at random within every class
+    rng = np.random.default_rng(0)
+    nearest = 2 * np.arange(10)[None, :] + rng.integers(0, 2, size=(len(y_true), 10))
+    names = [f"{c}/c{k}" for c in range(10) for k in range(2)]
+    path = fine_labels_file(tmp_path, y_true, nearest, names)
+    got_names, fine = graph_nodes(path, y_true, [str(c) for c in range(10)])
+    assert got_names == names
+    np.testing.assert_array_equal(fine, nearest[np.arange(len(y_true)), y_true])
+    assert (fine // 2 == y_true).all()  # every image sits in a fine label of its own class
+    fine_probs = node_probs(path, probs)
+    assert fine_probs.shape == (len(y_true), 20)
+    np.testing.assert_allclose(fine_probs.sum(1), 1.0)
+    counts = confusion_counts(fine, fine_probs)
+    # summing each class's fine labels gives back the base's own confusion matrix
+    coarse = counts.reshape(10, 2, 10, 2).sum(axis=(1, 3))
+    np.testing.assert_array_equal(coarse, confusion_counts(y_true, probs))
+    # the base cannot tell a class's fine labels apart: no weight between them
+    for c in range(10):
+        assert counts[2 * c, 2 * c + 1] == 0 and counts[2 * c + 1, 2 * c] == 0
+    # the given classes are the labels and probabilities as they are
+    given_names, given = graph_nodes("data/prepared/samples.csv", y_true, [str(c) for c in range(10)])
+    assert given_names == [str(c) for c in range(10)] and given is y_true
+    assert node_probs("data/prepared/samples.csv", probs) is probs
+
+
+def test_a_stale_fine_label_file_is_one_line(tmp_path):
+    from auxcut import AuxcutError
+    from auxcut.confusion import graph_nodes, node_probs
+
+    coarse = np.array([0, 1, 0, 1])
+    path = fine_labels_file(tmp_path, coarse, np.array([[0, 1]] * 4), ["0/c0", "1/c0"])
+    with pytest.raises(AuxcutError, match=r"fine_labels.csv: expected 5 rows .* got 4 rows.*dvc repro discover"):
+        graph_nodes(path, np.array([0, 1, 0, 1, 0]), ["0", "1"])
+    with pytest.raises(AuxcutError, match=r"for 2 classes, the base predicts 3"):
+        node_probs(path, np.full((4, 3), 1 / 3))

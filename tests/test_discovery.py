@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
-from auxcut import discovery, faces
+from auxcut import AuxcutError, discovery, faces
 from auxcut.models import ConvNet
 from conftest import digits_halves
 
@@ -46,6 +47,22 @@ def test_discovers_the_digits_inside_two_coarse_classes():
     assert scores["digit"]["ari"] > 0.7 and scores["digit"]["nmi"] > 0.7  # the hidden digits, found
     assert scores["parity"]["ari"] < 0.3 and "digit x parity" in scores
     assert set(layouts) == {"low", "high"} and layouts["low"][1].shape[1] == 2 and layouts["low"][3] == "clusters"
+
+
+def test_every_image_gets_the_nearest_fine_label_of_each_class():
+    # fine labels = the digits, inside coarse classes 0-4 and 5-9; the held-out half is assigned by nearest centroid
+    x_fit, y_fit, x_held, y_held = digits_halves()
+    nearest = discovery.nearest_within(x_held, x_fit, y_fit, (y_fit >= 5).astype(int), 2)
+    assert nearest.shape == (len(y_held), 2)
+    assert set(nearest[:, 0]) <= set(range(5)) and set(nearest[:, 1]) <= set(range(5, 10))
+    own = nearest[np.arange(len(y_held)), (y_held >= 5).astype(int)]
+    assert (own == y_held).mean() > 0.85  # nearest centroid within the right half finds the hidden digit
+    centroids = np.stack([x_fit[y_fit == d].mean(0) for d in range(10)])
+    for row in range(0, len(y_held), 97):  # against the distances written out
+        distance = ((centroids - x_held[row]) ** 2).sum(1)
+        assert nearest[row, 0] == distance[:5].argmin() and nearest[row, 1] == 5 + distance[5:].argmin()
+    with pytest.raises(AuxcutError, match=r"coarse class\(es\) \[2\] have no fine label; raise discovery.keep"):
+        discovery.nearest_within(x_held, x_fit, y_fit, (y_fit >= 5).astype(int), 3)
 
 
 def test_degenerate_classes_fall_back_to_one_fine_label():

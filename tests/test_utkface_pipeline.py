@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import STAGES, UTKFACE_ARCHIVE, copy_repository, ran_stages, repro, run, set_params
@@ -73,3 +74,9 @@ def test_age_bucket_classes_hide_race_and_gender_from_discovery(faces):
     assert {"race", "gender", "race x gender"} <= set(found["agreement"])
     assert all(0 <= a["nmi"] <= 1 for a in found["agreement"].values())
     assert sum(c["kept"] for c in found["by_coarse_class"].values()) == found["kept"] == 135
+    # every face of every split has the nearest fine label of each age bucket, one of that bucket's own
+    fine = pd.read_csv(repo / "data" / "fine_labels.csv")
+    assert len(fine) == 450
+    owner = [name.rsplit("/", 1)[0] for name in found["names"]]
+    for c, name in enumerate(found["by_coarse_class"]):  # in class order
+        assert {owner[k] for k in fine[f"nearest_in_{c}"]} == {name}

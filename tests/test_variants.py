@@ -218,3 +218,59 @@ def test_a_grouping_that_misses_classes_is_one_line_before_any_training(variant)
     lines = [line for line in result.stderr.splitlines() if "error" in line and "exits.groups" in line]
     assert len(lines) == 1 and "leaves classes [5, 6, 7, 8, 9] out" in lines[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr and ran_stages(result.stdout) == ["train_exits"]
+
+
+# --- issue 12: the cut over the fine labels `discover` found ---------------------------------------------------------
+
+
+def test_the_cut_over_discovered_fine_labels(variant):
+    repo, env = variant
+    set_params(repo, confusion__labels="data/fine_labels.csv")
+    # exits grouped by the tree want a cut over the classes: one line, after the new cut, before any exit trains
+    result = run(["dvc", "repro", "train_exits"], repo, env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line and "exits.groups" in line]
+    assert len(lines) == 1 and "confusion.labels" in lines[0], result.stderr[-2000:]
+    first = ran_stages(result.stdout) + cached_stages(result.stdout)
+    assert sorted(first) == ["confusion", "maxcut", "train_exits"]  # discover's labels were there already
+    set_params(repo, exits__groups=[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])
+    output = repro(repo, env)
+    assert sorted(ran_stages(output) + cached_stages(output)) == sorted(set(AFTER_MAXCUT) - {"maxcut"})
+    names = metrics(repo, "discover")["names"]
+    table = pd.read_csv(repo / "data" / "confusion.csv", index_col="true")
+    assert list(table.index) == list(table.columns) == names and len(names) > 10  # some digit holds two
+    assert (metrics(repo, "confusion")["nodes"], metrics(repo, "confusion")["n_nodes"]) == ("fine labels", len(names))
+    from sklearn.metrics import confusion_matrix
+
+    from auxcut import data, paths
+
+    ds = data.load(repo / paths.PREPARED)
+    labels, val = ds.samples["label"].to_numpy(), ds.indices("val")
+    base_counts = confusion_matrix(labels[val], np.load(repo / paths.BASE_PROBS)[val].argmax(1), labels=range(10))
+    owner = [int(name.split("/")[0]) for name in names]
+    member = np.eye(10, dtype=np.int64)[owner]  # (fine labels, classes): which class holds each fine label
+    np.testing.assert_array_equal(member.T @ table.to_numpy() @ member, base_counts)  # each class's fine labels summed
+    # the cut is over the fine labels, and each image takes the side of the nearest fine label of its class
+    cut = json.loads((repo / "data" / "cut.json").read_text())
+    assert cut["classes"] == names
+    fine = pd.read_csv(repo / "data" / "fine_labels.csv")
+    nearest = fine[[f"nearest_in_{c}" for c in range(10)]].to_numpy()[np.arange(len(labels)), labels]
+    assert [owner[k] for k in nearest] == labels.tolist()
+    clustered = fine["fine"] >= 0
+    assert (nearest[clustered] == fine.loc[clustered, "fine"]).mean() > 0.9  # mostly its own cluster
+    relabeled = pd.read_csv(repo / "data" / "relabeled.csv")
+    np.testing.assert_array_equal(relabeled["node_0"], np.asarray(cut["sides"])[nearest])
+    aux = metrics(repo, "train_aux")
+    assert aux["accuracy"]["test"] > aux["majority_rate"]["test"] + 0.1  # the aux learns the fine-label cut
+    # the base's side, through the nearest fine labels of each class: right wherever its class is, with more than half
+    # the probability (a class's mass sits at the image's own fine label)
+    from auxcut.confusion import node_probs
+
+    base_probs = np.load(repo / paths.BASE_PROBS)
+    side_1 = node_probs(str(repo / "data" / "fine_labels.csv"), base_probs)[:, np.asarray(cut["sides"]) == 1].sum(1)
+    sure = (base_probs.max(1) > 0.5) & (base_probs.argmax(1) == labels)
+    assert sure.sum() >= 20 and ((side_1 > 0.5) == (relabeled["node_0"] == 1))[sure].all()  # (a shrunk base is unsure)
+    assert aux["base_agreement"]["base_side_accuracy"] > aux["majority_rate"]["test"]
+    fair = metrics(repo, "fairness")
+    assert set(fair["predictors"]) == {"base", "control", "stacked"}
+    assert (repo / "plots" / "fairness" / "confusion_stacked_test.png").stat().st_size > 0
