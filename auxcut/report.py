@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,11 @@ STAGES = ("prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux"
 PREDICTORS = ("base", "control", "stacked")
 
 
-def collect(run_dir: Path) -> dict[str, Any]:
-    """One record: what the run was, and its headline numbers (test split unless named otherwise)."""
+def collect(run_dir: Path) -> dict[str, Any] | None:
+    """One record: what the run was, and its headline numbers (test split unless named otherwise); None for a run
+    without the method's stages (a variant's `--stages` run)."""
+    if not all((run_dir / f"{stage}.json").is_file() for stage in STAGES):
+        return None
     meta = json.loads((run_dir / "run.json").read_text())
     m = {stage: json.loads((run_dir / f"{stage}.json").read_text()) for stage in STAGES}
     fair, aux, cut = m["fairness"], m["train_aux"], m["maxcut"]
@@ -61,8 +64,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
 def variant_runs(runs_dir: Path, collect: Callable[[Path], dict[str, Any] | None]) -> list[dict[str, Any]]:
     """A variant page's records: the logistic head's runs that `collect` reads (None for a run without the variant's
     stages)."""
-    records = [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
-    return [r for r in records if r is not None and r["head"] == "logistic"]
+    return [r for r in load_runs(runs_dir, collect) if r["head"] == "logistic"]
 
 
 def write_variant_page(root: Path, stem: str, collect: Callable[[Path], dict[str, Any] | None],
@@ -214,8 +216,10 @@ def render(records: list[dict[str, Any]], title: str, preface: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    return [collect(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
+def load_runs(runs_dir: Path, read: Callable[[Path], dict[str, Any] | None] = collect) -> list[dict[str, Any]]:
+    """The records `read` makes of the filed runs in reports/runs/, leaving out those it returns None for."""
+    records = [read(d) for d in sorted(runs_dir.iterdir()) if (d / "run.json").is_file()]
+    return [r for r in records if r is not None]
 
 
 def write_page(root: Path, stem: str, page: str, records: list[dict[str, Any]], agg: dict[str, Any]) -> Path:

@@ -173,14 +173,15 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
            "AUXCUT_PIPELINE_RUN": f"{config}-{hardware}-s{seed}-{time.strftime('%Y%m%dT%H%M%S')}"}
-    filed = []
+    filed, ran = [], None
     for head in heads:
         overrides = {**preset(config, hardware, seed, head), **(extra or {})}
         overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "dvc", "repro", *(stages or [])], cwd=scratch, env=env, check=True)
-        ran = upstream(scratch, stages, env) if stages else None
+        if stages and ran is None:  # the graph follows the params (confusion.labels), which the heads share
+            ran = upstream(scratch, stages, env)
         # Tracked names never start with "utkface": no path in the project may pass for the data set itself.
         out = root / "reports" / "runs" / f"{hardware}-{config}-s{seed}-{head}{suffix}"
         out.mkdir(parents=True, exist_ok=True)
