@@ -68,4 +68,4 @@ def coarse_probs(net: ConvNet, images: np.ndarray, n_coarse: int, mean: np.ndarr
     if extra == 0:
         return training.predict_proba(net, images, mean, std, task="multiclass", batch_size=256, device=device)
     heads = training.Heads((n_coarse, extra))
-    return heads.split_probs(training.predict_proba(net, images, mean, std, task=heads, batch_size=256, device=device))[0]
+    return training.predict_proba(net, images, mean, std, task=heads, batch_size=256, device=device)[:, :n_coarse]

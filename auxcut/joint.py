@@ -43,5 +43,4 @@ def targets(labels: np.ndarray, node_sides: np.ndarray) -> np.ndarray:
 
 def split(probs: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Heads' probabilities side by side -> (N, K) class probabilities and (N, cuts) probabilities of side 1."""
-    classes, *cuts = training.Heads((n_classes, *[2] * ((probs.shape[1] - n_classes) // 2))).split_probs(probs)
-    return classes, np.column_stack([cut[:, 1] for cut in cuts]) if cuts else np.zeros((len(probs), 0))
+    return probs[:, :n_classes], probs[:, n_classes + 1::2]  # each cut head is (side 0, side 1)
