@@ -128,6 +128,12 @@ def nearest_within(features: np.ndarray, member_features: np.ndarray, fine: np.n
     return nearest
 
 
+def fixed_by_class(hidden: pd.DataFrame, coarse: np.ndarray) -> list[str]:
+    """The attributes every coarse class has one value of (UTKFace's age when the age bucket is the class): the fine
+    labels nest inside them, so agreeing with them says nothing of what was discovered."""
+    return [c for c in hidden.columns if (hidden[c].groupby(coarse).nunique() <= 1).all()]
+
+
 def agreement(fine: np.ndarray, hidden: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Adjusted Rand index and NMI of the assigned fine labels against each hidden attribute (and each pair of them,
     e.g. race x gender), on the images that have a fine label."""

@@ -49,6 +49,7 @@ def main(stage: Stage) -> None:
         "train_images": len(train), "kept": int(kept.sum()), "assigned": int(clustered.sum()),
         "assigned_share": float(clustered.mean()), "by_coarse_class": outcome,
         "agreement": discovery.agreement(fine, hidden) if len(hidden.columns) else {},
+        "class_attributes": discovery.fixed_by_class(hidden, coarse),
     })
 
 

@@ -43,7 +43,9 @@ def test_discovers_the_digits_inside_two_coarse_classes():
     assert names[0] == "low/c0" and all(n.startswith(("low/", "high/")) for n in names)
     assigned = fine != discovery.UNASSIGNED
     assert (coarse[assigned] == (fine[assigned] >= outcome["low"]["fine_labels"])).all()  # fine labels nest in coarse
-    scores = discovery.agreement(fine, pd.DataFrame({"digit": y, "parity": y % 2}))
+    hidden = pd.DataFrame({"digit": y, "parity": y % 2, "half": coarse})
+    assert discovery.fixed_by_class(hidden, coarse) == ["half"]  # the class fixes it: not hidden
+    scores = discovery.agreement(fine, hidden[["digit", "parity"]])
     assert scores["digit"]["ari"] > 0.7 and scores["digit"]["nmi"] > 0.7  # the hidden digits, found
     assert scores["parity"]["ari"] < 0.3 and "digit x parity" in scores
     assert set(layouts) == {"low", "high"} and layouts["low"][1].shape[1] == 2 and layouts["low"][3] == "clusters"

@@ -107,6 +107,7 @@ def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
     for name, coarse in zip(labels.loc[assigned, "fine_name"], samples.loc[assigned, "class_name"]):
         assert name.split("/")[0] == str(coarse)  # each fine label lies inside its coarse class
     assert 0 <= found["agreement"]["digit"]["ari"] <= 1
+    assert found["class_attributes"] == ["digit"]  # the digit is the class: the fine labels nest inside it
     assert set(fine["modes"]) == {"pretrain", "multihead"} and fine["fine_labels"] == found["fine_labels"]
     for mode in fine["modes"].values():
         diff = mode["minus_base"]["accuracy"]

@@ -72,6 +72,7 @@ def test_age_bucket_classes_hide_race_and_gender_from_discovery(faces):
     found = metrics(repo, "discover")
     assert found["coarse_classes"] == 3 and found["train_images"] == 270
     assert {"race", "gender", "race x gender"} <= set(found["agreement"])
+    assert found["class_attributes"] == ["age"]  # the age bucket is the class; race and gender are hidden
     assert all(0 <= a["nmi"] <= 1 for a in found["agreement"].values())
     assert sum(c["kept"] for c in found["by_coarse_class"].values()) == found["kept"] == 135
     # every face of every split has the nearest fine label of each age bucket, one of that bucket's own
