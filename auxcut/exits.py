@@ -121,9 +121,10 @@ def resolve_groups(spec: str | list[list[int]], classes: list[str], tree: ClassT
     """Per coarse exit, (K,) each class's group: the tree of cuts down to level i at exit i (capped at the tree's
     depth), the class-name prefix, or the given partition. A grouping that does not cover the classes is an error."""
     if spec == "tree":
-        if len(tree.names) != len(classes):
-            raise AuxcutError(f"data/cut.json: a tree of {len(tree.names)} classes, but the data has {len(classes)}; "
-                              f"re-run the maxcut stage")
+        if tree.names != list(classes):  # a cut over discovered fine labels (confusion.labels), or a stale one
+            raise AuxcutError(f"exits.groups: tree needs data/cut.json over the data's {len(classes)} given classes, "
+                              f"it splits {len(tree.names)} other nodes (confusion.labels, or re-run maxcut); "
+                              f"use prefix or an explicit partition")
         return [tree.level_groups(i + 1) for i in range(n_exits)]
     partition = prefix_groups(classes) if spec == "prefix" else spec
     check_groups(partition, classes, "exits.groups" + (" prefix" if spec == "prefix" else ""))

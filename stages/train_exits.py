@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from auxcut import AuxcutError, data, exits, paths, training  # noqa: E402
+from auxcut import data, exits, paths, training  # noqa: E402
 from auxcut.hierarchy import ClassTree  # noqa: E402
 from auxcut.io import read_json, write_csv  # noqa: E402
 from auxcut.models import count_parameters  # noqa: E402
@@ -22,9 +22,6 @@ def main(stage: Stage) -> None:
     ds = data.load(paths.PREPARED)
     labels = ds.samples["label"].to_numpy()
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
-    if cfg.groups == "tree" and tree.names != ds.classes:
-        raise AuxcutError("exits.groups: tree needs the cut over the given classes, not over discovered fine labels "
-                          "(confusion.labels); use prefix or an explicit partition")
     groups = exits.resolve_groups(cfg.groups, ds.classes, tree, len(cfg.after))
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(state["mean"]), np.asarray(state["std"])

@@ -81,6 +81,10 @@ def test_exit_groups_from_the_tree_the_prefix_or_a_partition():
                          ([[0, 1, 2, 3, 4, 5, 6]], r"names classes \[6\]"), ([[c] for c in range(6)], "6 groups for 6")]:
         with pytest.raises(AuxcutError, match=message):
             exits.resolve_groups(bad, classes, tree, 1)
+    # a cut over other nodes (discovered fine labels, or a stale cut) cannot group the classes
+    for other in ([f"c{i}/f" for i in range(6)], classes[:5]):
+        with pytest.raises(AuxcutError, match=r"exits.groups: tree needs data/cut.json over the data's \d given classes"):
+            exits.resolve_groups("tree", other, tree, 2)
 
 
 def test_exit_net_counts_flops_up_to_each_exit_and_freezes_the_base():
