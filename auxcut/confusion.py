@@ -3,6 +3,8 @@ the fine labels `discover` found inside them (params `confusion.labels`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -15,40 +17,44 @@ from auxcut import AuxcutError
 GIVEN_CLASSES = "data/prepared/samples.csv"
 
 
-def _nearest_fine(labels_file: str, n_images: int) -> tuple[np.ndarray, list[str]]:
-    """Per image and coarse class, the nearest fine label of that class (discover's nearest_in_<class> columns), and
-    the fine labels' names."""
+@dataclass(frozen=True)
+class GraphNodes:
+    """The confusion graph's nodes: their names, every image's node, and (fine labels only) per image and given class
+    the nearest fine label of that class, from discover's nearest_in_<class> columns."""
+
+    names: list[str]
+    labels: np.ndarray
+    nearest: np.ndarray | None = None
+
+    def probs(self, base_probs: np.ndarray) -> np.ndarray:
+        """The base's probabilities over the nodes. The base cannot tell fine labels apart, so each class's
+        probability goes to the image's nearest fine label of that class: a mistake lands in the nearest part of the
+        class the base predicted, and summing a class's fine labels gives back the base's own confusion matrix."""
+        if self.nearest is None:
+            return base_probs
+        if self.nearest.shape != base_probs.shape:
+            raise AuxcutError(f"nearest fine labels for {self.nearest.shape[1]} classes and {len(self.nearest)} images, "
+                              f"the base predicts {base_probs.shape[1]} classes for {len(base_probs)}; "
+                              f"re-run `dvc repro discover`")
+        probs = np.zeros((len(base_probs), len(self.names)))
+        probs[np.arange(len(base_probs))[:, None], self.nearest] = base_probs  # a class's fine labels are its own
+        return probs
+
+
+def graph_nodes(labels_file: str, labels: np.ndarray, classes: list[str]) -> GraphNodes:
+    """The graph's nodes (params confusion.labels): the given classes, or the discovered fine labels, where each image
+    sits at the nearest fine label of its own class."""
+    if labels_file == GIVEN_CLASSES:
+        return GraphNodes(list(classes), labels)
     table = pd.read_csv(labels_file)
     columns = sorted((c for c in table.columns if c.startswith("nearest_in_")), key=lambda c: int(c.rsplit("_", 1)[1]))
-    if len(table) != n_images or not columns:
-        raise AuxcutError(f"{labels_file}: expected {n_images} rows with nearest_in_<class> columns, got {len(table)} "
-                          f"rows and {len(columns)} such columns; re-run `dvc repro discover`")
+    if len(table) != len(labels) or len(columns) != len(classes):
+        raise AuxcutError(f"{labels_file}: expected {len(labels)} rows and nearest_in_<class> columns for "
+                          f"{len(classes)} classes, got {len(table)} rows and {len(columns)} such columns; "
+                          f"re-run `dvc repro discover`")
+    nearest = table[columns].to_numpy()
     named = table[table["fine"] >= 0].drop_duplicates("fine").sort_values("fine")
-    return table[columns].to_numpy(), named["fine_name"].astype(str).tolist()
-
-
-def graph_nodes(labels_file: str, labels: np.ndarray, classes: list[str]) -> tuple[list[str], np.ndarray]:
-    """The graph's nodes and every image's node: the given classes, or the discovered fine labels, where each image
-    sits at the nearest fine label of its class."""
-    if labels_file == GIVEN_CLASSES:
-        return list(classes), labels
-    nearest, names = _nearest_fine(labels_file, len(labels))
-    return names, nearest[np.arange(len(labels)), labels]
-
-
-def node_probs(labels_file: str, base_probs: np.ndarray) -> np.ndarray:
-    """The base's probabilities over the graph's nodes. The base cannot tell fine labels apart, so each class's
-    probability goes to the image's nearest fine label of that class: a mistake lands in the nearest part of the
-    class the base predicted, and summing a class's fine labels gives back the base's own confusion matrix."""
-    if labels_file == GIVEN_CLASSES:
-        return base_probs
-    nearest, names = _nearest_fine(labels_file, len(base_probs))
-    if nearest.shape[1] != base_probs.shape[1]:
-        raise AuxcutError(f"{labels_file}: nearest fine labels for {nearest.shape[1]} classes, the base predicts "
-                          f"{base_probs.shape[1]}; re-run `dvc repro discover`")
-    probs = np.zeros((len(base_probs), len(names)))
-    probs[np.arange(len(base_probs))[:, None], nearest] = base_probs  # a class's fine labels are its own: no clash
-    return probs
+    return GraphNodes(named["fine_name"].astype(str).tolist(), nearest[np.arange(len(labels)), labels], nearest)
 
 
 def confusion_counts(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:

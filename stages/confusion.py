@@ -18,8 +18,8 @@ from auxcut.stage import Stage, run_stage  # noqa: E402
 def main(stage: Stage) -> None:
     ds = data.load(paths.PREPARED)
     source = stage.params.confusion.labels
-    names, labels = confusion.graph_nodes(source, ds.samples["label"].to_numpy(), ds.classes)
-    probs = confusion.node_probs(source, np.load(paths.BASE_PROBS))
+    nodes = confusion.graph_nodes(source, ds.samples["label"].to_numpy(), ds.classes)
+    names, labels, probs = nodes.names, nodes.labels, nodes.probs(np.load(paths.BASE_PROBS))
     val = ds.indices("val")
     present = np.bincount(labels[val], minlength=len(names))
     if (present == 0).any():

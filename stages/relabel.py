@@ -24,15 +24,16 @@ def side_shares(labels: pd.Series, split: pd.Series) -> dict:
 
 
 def main(stage: Stage) -> None:
-    samples = pd.read_csv(paths.PREPARED / "samples.csv", usecols=["label", "split"])
+    ds = data.load(paths.PREPARED)
+    samples = ds.samples[["label", "split"]].copy()
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     source = stage.params.confusion.labels
-    names, labels = confusion.graph_nodes(source, samples["label"].to_numpy(), tree.names)  # given: the tree's names
-    if names != tree.names or labels.max() >= len(tree.names):
-        raise AuxcutError(f"{paths.CUT}: its {len(tree.names)} classes are not the nodes of {source} (confusion.labels); "
-                          f"re-run `dvc repro maxcut`")
+    nodes = confusion.graph_nodes(source, samples["label"].to_numpy(), ds.classes)
+    if nodes.names != tree.names:
+        raise AuxcutError(f"{paths.CUT}: its {len(tree.names)} classes are not the {len(nodes.names)} nodes of {source} "
+                          f"(confusion.labels); re-run `dvc repro maxcut`")
     columns = [f"node_{k}" for k in range(len(tree.nodes))]
-    samples[columns] = tree.node_labels(labels)
+    samples[columns] = tree.node_labels(nodes.labels)
     write_csv(paths.RELABELED, samples)
     nodes = [{"node": k, "images": {s: int(((samples[c] >= 0) & (samples["split"] == s)).sum()) for s in data.SPLITS},
               **side_shares(samples[c], samples["split"])} for k, c in enumerate(columns)]

@@ -141,7 +141,8 @@ def main(stage: Stage) -> None:
     relabeled = pd.read_csv(paths.RELABELED)
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     base_probs = np.load(paths.BASE_PROBS)
-    node_probs = confusion.node_probs(p.confusion.labels, base_probs)  # over the cut's classes, fine labels or given
+    # over the cut's nodes: the given classes or the fine labels
+    node_probs = confusion.graph_nodes(p.confusion.labels, ds.samples["label"].to_numpy(), ds.classes).probs(base_probs)
     [base], base_state = training.load_checkpoint(paths.BASE_MODEL)
     base_parameters = count_parameters(base)
     mean, std = np.asarray(base_state["mean"]), np.asarray(base_state["std"])

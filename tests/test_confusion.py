@@ -160,7 +160,7 @@ def fine_labels_file(tmp_path, coarse: np.ndarray, nearest: np.ndarray, names: l
 
 
 def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs):
-    from auxcut.confusion import graph_nodes, node_probs
+    from auxcut.confusion import graph_nodes
 
     y_true, probs = digits_probs
     # two fine labels per digit (2c, 2c+1), each image's nearest one drawn at random within every class
@@ -168,11 +168,12 @@ def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs)
     nearest = 2 * np.arange(10)[None, :] + rng.integers(0, 2, size=(len(y_true), 10))
     names = [f"{c}/c{k}" for c in range(10) for k in range(2)]
     path = fine_labels_file(tmp_path, y_true, nearest, names)
-    got_names, fine = graph_nodes(path, y_true, [str(c) for c in range(10)])
-    assert got_names == names
+    nodes = graph_nodes(path, y_true, [str(c) for c in range(10)])
+    fine = nodes.labels
+    assert nodes.names == names
     np.testing.assert_array_equal(fine, nearest[np.arange(len(y_true)), y_true])
     assert (fine // 2 == y_true).all()  # every image sits in a fine label of its own class
-    fine_probs = node_probs(path, probs)
+    fine_probs = nodes.probs(probs)
     assert fine_probs.shape == (len(y_true), 20)
     np.testing.assert_allclose(fine_probs.sum(1), 1.0)
     counts = confusion_counts(fine, fine_probs)
@@ -183,18 +184,19 @@ def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs)
     for c in range(10):
         assert counts[2 * c, 2 * c + 1] == 0 and counts[2 * c + 1, 2 * c] == 0
     # the given classes are the labels and probabilities as they are
-    given_names, given = graph_nodes("data/prepared/samples.csv", y_true, [str(c) for c in range(10)])
-    assert given_names == [str(c) for c in range(10)] and given is y_true
-    assert node_probs("data/prepared/samples.csv", probs) is probs
+    given = graph_nodes("data/prepared/samples.csv", y_true, [str(c) for c in range(10)])
+    assert given.names == [str(c) for c in range(10)] and given.labels is y_true and given.probs(probs) is probs
 
 
 def test_a_stale_fine_label_file_is_one_line(tmp_path):
     from auxcut import AuxcutError
-    from auxcut.confusion import graph_nodes, node_probs
+    from auxcut.confusion import graph_nodes
 
     coarse = np.array([0, 1, 0, 1])
     path = fine_labels_file(tmp_path, coarse, np.array([[0, 1]] * 4), ["0/c0", "1/c0"])
     with pytest.raises(AuxcutError, match=r"fine_labels.csv: expected 5 rows .* got 4 rows.*dvc repro discover"):
         graph_nodes(path, np.array([0, 1, 0, 1, 0]), ["0", "1"])
-    with pytest.raises(AuxcutError, match=r"for 2 classes, the base predicts 3"):
-        node_probs(path, np.full((4, 3), 1 / 3))
+    with pytest.raises(AuxcutError, match=r"columns for 3 classes, got 4 rows and 2 such columns"):
+        graph_nodes(path, coarse, ["0", "1", "2"])
+    with pytest.raises(AuxcutError, match=r"for 2 classes and 4 images, the base predicts 3 classes for 4"):
+        graph_nodes(path, coarse, ["0", "1"]).probs(np.full((4, 3), 1 / 3))

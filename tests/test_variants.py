@@ -264,10 +264,11 @@ def test_the_cut_over_discovered_fine_labels(variant):
     assert aux["accuracy"]["test"] > aux["majority_rate"]["test"] + 0.1  # the aux learns the fine-label cut
     # the base's side, through the nearest fine labels of each class: right wherever its class is, with more than half
     # the probability (a class's mass sits at the image's own fine label)
-    from auxcut.confusion import node_probs
+    from auxcut.confusion import graph_nodes
 
     base_probs = np.load(repo / paths.BASE_PROBS)
-    side_1 = node_probs(str(repo / "data" / "fine_labels.csv"), base_probs)[:, np.asarray(cut["sides"]) == 1].sum(1)
+    nodes = graph_nodes(str(repo / "data" / "fine_labels.csv"), labels, ds.classes)
+    side_1 = nodes.probs(base_probs)[:, np.asarray(cut["sides"]) == 1].sum(1)
     sure = (base_probs.max(1) > 0.5) & (base_probs.argmax(1) == labels)
     assert sure.sum() >= 20 and ((side_1 > 0.5) == (relabeled["node_0"] == 1))[sure].all()  # (a shrunk base is unsure)
     assert aux["base_agreement"]["base_side_accuracy"] > aux["majority_rate"]["test"]
