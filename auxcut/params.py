@@ -151,8 +151,8 @@ class DiscoveryParams(_Strict):
 
 
 class FineParams(_Strict):
-    """CNNs that learn from the discovered fine labels, against the base on the coarse ones (stage train_fine); they
-    are the base's architecture and width, so the comparison is at equal size."""
+    """CNNs that learn from the discovered fine labels, against the base on the coarse ones (stages train_fine,
+    score_fine); they are the base's architecture and width, so the comparison is at equal size."""
 
     modes: Annotated[list[Literal["pretrain", "multihead"]], Distinct] = Field(min_length=1)
     epochs: int = Field(ge=1)  # pretrain: on the fine labels

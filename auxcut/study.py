@@ -10,7 +10,7 @@ scratch copy of the repository and files its metrics under reports/runs/ for `au
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers preset aux-head exits-age
     python -m auxcut.study run --configs utkface-15 --seeds 0 1 2 --heads logistic --lever partial-input \
         --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
-    python -m auxcut.study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages fairness train_fine
+    python -m auxcut.study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages score_fine
     python -m auxcut.study report     # reports/study-utkface.md, variants-heads.md, variants-occlusion.md,
                                       # variants-discovery.md (each + .json)
 """

@@ -74,7 +74,7 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
         lines.append(f"{'under occlusion (accuracy)':<38} " + ", ".join(names) + " (plots/robustness/accuracy.png)")
         for set_name, scored in sets.items():
             lines.append(f"{'  ' + set_name:<38} " + " ".join(f"{scored['predictors'][n]['accuracy']:.3f}" for n in names))
-    discover_path, fine_path = metrics_dir / "discover.json", metrics_dir / "train_fine.json"
+    discover_path, fine_path = metrics_dir / "discover.json", metrics_dir / "score_fine.json"
     if discover_path.is_file() and fine_path.is_file():
         found, fine = read_json(discover_path), read_json(fine_path)
         lines.append(f"{'fine labels discovered':<38} {found['fine_labels']} in {found['coarse_classes']} classes, "

@@ -90,7 +90,8 @@ def digest(path: Path) -> str:
 # Every stage of dvc.yaml, in the order `dvc repro` runs them: the method's nine, then the variants on its base and cut,
 # then the occluded test sets, the missing-feature heads and every predictor on each set, then fine-label discovery.
 STAGES = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness",
-          "train_attributes", "train_exits", "occlude", "train_missing", "robustness", "discover", "train_fine"]
+          "train_attributes", "train_exits", "occlude", "train_missing", "robustness", "discover", "train_fine",
+          "score_fine"]
 
 
 def dvc_stages() -> dict:

@@ -10,7 +10,8 @@ from auxcut import paths
 from conftest import REPO
 
 METHOD = ["prepare", "train_base", "confusion", "maxcut", "relabel", "train_aux", "stack", "fit_head", "fairness"]
-VARIANTS = ["train_attributes", "train_exits", "occlude", "train_missing", "robustness", "discover", "train_fine"]  # the family's other systems, on the method's base and cut
+VARIANTS = ["train_attributes", "train_exits", "occlude", "train_missing", "robustness", "discover", "train_fine",
+            "score_fine"]  # the family's other systems, on the method's base and cut
 # Modules that carry no science (params and their checks, I/O, tracking, stage plumbing): not deps, so that changing
 # how a result is logged does not re-train models. Everything else a stage imports must be a declared dep.
 PLUMBING = {"auxcut", "auxcut.io", "auxcut.paths", "auxcut.stage", "auxcut.tracking", "auxcut.params", "auxcut.variants"}

@@ -96,7 +96,7 @@ def test_every_predictor_on_every_occluded_set(pipeline):
 
 def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
     repo, _, _ = pipeline
-    found, fine = metrics(repo, "discover"), metrics(repo, "train_fine")
+    found, fine, scored = metrics(repo, "discover"), metrics(repo, "train_fine"), metrics(repo, "score_fine")
     labels = pd.read_csv(repo / "data" / "fine_labels.csv")
     samples = pd.read_csv(repo / "data" / "prepared" / "samples.csv")
     assert len(labels) == len(samples) and found["train_images"] == (samples["split"] == "train").sum()
@@ -108,10 +108,15 @@ def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
         assert name.split("/")[0] == str(coarse)  # each fine label lies inside its coarse class
     assert 0 <= found["agreement"]["digit"]["ari"] <= 1
     assert found["class_attributes"] == ["digit"]  # the digit is the class: the fine labels nest inside it
-    assert set(fine["modes"]) == {"pretrain", "multihead"} and fine["fine_labels"] == found["fine_labels"]
-    for mode in fine["modes"].values():
+    assert set(fine["modes"]) == set(scored["modes"]) == {"pretrain", "multihead"}
+    assert fine["fine_labels"] == found["fine_labels"]
+    probs = np.load(repo / "data" / "predictions" / "fine.npz")
+    test = (samples["split"] == "test").to_numpy()
+    for name, mode in scored["modes"].items():
+        assert probs[name].shape == (len(samples), 10) and 0.5 < fine["modes"][name]["val_accuracy"] <= 1
+        assert mode["test_accuracy"] == pytest.approx((probs[name][test].argmax(1) == samples["label"][test]).mean())
         diff = mode["minus_base"]["accuracy"]
-        assert diff["value"] == pytest.approx(mode["test_accuracy"] - fine["base_accuracy"])
+        assert diff["value"] == pytest.approx(mode["test_accuracy"] - scored["base_accuracy"])
         assert diff["ci"][0] <= diff["value"] <= diff["ci"][1]
     assert (repo / "plots" / "discovery" / "umap.png").stat().st_size > 0
 

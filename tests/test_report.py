@@ -30,10 +30,10 @@ def test_records_aggregates_and_markdown_from_real_runs(pipeline, tmp_path):
         run = runs / f"digits-s{seed}-logistic"
         shutil.copytree(repo / "metrics", run)
         (run / "run.json").write_text(json.dumps({"config": "digits", "seed": seed, "head": "logistic"}))
-    # a variant's run of some stages only (`--stages train_fine`) has no method numbers: left out, not an error
+    # a variant's run of some stages only (`--stages score_fine`) has no method numbers: left out, not an error
     partial = runs / "digits-s2-logistic"
     partial.mkdir()
-    for stage in ("prepare", "train_base", "discover", "train_fine"):
+    for stage in ("prepare", "train_base", "discover", "train_fine", "score_fine"):
         shutil.copy(repo / "metrics" / f"{stage}.json", partial)
     (partial / "run.json").write_text(json.dumps({"config": "digits", "seed": 2, "head": "logistic"}))
     assert collect(partial) is None
@@ -188,14 +188,25 @@ def test_discovery_report_from_real_runs(pipeline, tmp_path):
         shutil.copytree(repo / "metrics", runs / f"digits-s{seed}")
         (runs / f"digits-s{seed}" / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": seed,
                                                                         "head": "logistic"}))
-    fine = json.loads((runs / "digits-s1" / "train_fine.json").read_text())
-    fine["modes"]["pretrain"]["test_accuracy"] += 0.01
-    fine["modes"]["pretrain"]["minus_base"]["accuracy"]["value"] += 0.01
-    (runs / "digits-s1" / "train_fine.json").write_text(json.dumps(fine))
+    scored = json.loads((runs / "digits-s1" / "score_fine.json").read_text())
+    scored["modes"]["pretrain"]["test_accuracy"] += 0.01
+    scored["modes"]["pretrain"]["minus_base"]["accuracy"]["value"] += 0.01
+    (runs / "digits-s1" / "score_fine.json").write_text(json.dumps(scored))
+    # seed 0 as filed before score_fine was a stage: train_fine.json held the scores
+    trained = json.loads((runs / "digits-s0" / "train_fine.json").read_text())
+    old = json.loads((runs / "digits-s0" / "score_fine.json").read_text())
+    (runs / "digits-s0" / "train_fine.json").write_text(json.dumps({**trained, **old}))
+    (runs / "digits-s0" / "score_fine.json").unlink()
+    # a run that trained the nets but never scored them has no gain to report: left out
+    unscored = runs / "digits-s2"
+    unscored.mkdir()
+    for name in ("discover.json", "train_fine.json"):
+        shutil.copy(repo / "metrics" / name, unscored)
+    (unscored / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": 2, "head": "logistic"}))
     page = discovery_report.write(root).read_text()
     a = json.loads((root / "reports" / "variants-discovery.json").read_text())["aggregates"]["digits (cpu)"]
     found = json.loads((repo / "metrics" / "discover.json").read_text())
-    first = json.loads((repo / "metrics" / "train_fine.json").read_text())["modes"]["pretrain"]
+    first = json.loads((repo / "metrics" / "score_fine.json").read_text())["modes"]["pretrain"]
     assert a["seeds"] == [0, 1] and a["fine_labels"]["mean"] == found["fine_labels"]
     assert a["ari/digit"]["mean"] == pytest.approx(found["agreement"]["digit"]["ari"])
     gain = a["pretrain/gain"]

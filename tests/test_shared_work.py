@@ -69,7 +69,7 @@ def test_a_queued_grid_runs_one_experiment_per_point(worker):
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, env)  # no queue worker outlives the test
     # the stages that read these params (their intervals), once per point
-    assert ran_stages(ran) == ["fairness", "robustness", "train_fine"] * 4
+    assert ran_stages(ran) == ["fairness", "robustness", "score_fine"] * 4
     shown = run(["dvc", "exp", "show", "--json"], repo, env)
     assert shown.returncode == 0, shown.stderr
     baseline = next(row for row in json.loads(shown.stdout) if row["rev"] != "workspace")

@@ -84,7 +84,7 @@ def test_the_dag_derived_from_dvc_yaml():
     # Every output of a stage that changes reaches every descendant, as in the README's DAG.
     everything = {out for stage in dvc_stages().values() for out in outs(stage)}
     after_cut = [s for s in STAGES[STAGES.index("maxcut"):]  # these read the base and the data, not the cut
-                 if s not in ("occlude", "train_missing", "discover", "train_fine")]
+                 if s not in ("occlude", "train_missing", "discover", "train_fine", "score_fine")]
     assert expected_runs(readers("maxcut.hyperplanes"), everything) == after_cut
     assert expected_runs(declaring(DATA), everything) == STAGES
     assert readers("head.C") == ["fit_head"] and readers("head.type") == ["fit_head", "fairness"]
@@ -109,8 +109,8 @@ def test_the_dag_derived_from_dvc_yaml():
     ("param", "value", "literal"),
     [
         ("head.C", 0.5, ["fit_head", "fairness", "robustness"]),  # neither reads head.C: they run on the new heads
-        # train_fine's intervals read the bootstrap too: it retrains (seeded, the same nets) to rescore
-        ("fairness.bootstrap", 300, ["fairness", "robustness", "train_fine"]),
+        # the fine-label nets are rescored, not retrained (score_fine is a stage of its own)
+        ("fairness.bootstrap", 300, ["fairness", "robustness", "score_fine"]),
         # maxcut re-runs, but the cut of this small graph is the same optimum: cut.json is byte-identical,
         # so relabel and everything after it is up to date and DVC stops there.
         ("maxcut.hyperplanes", 2000, ["maxcut"]),
