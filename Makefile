@@ -27,8 +27,9 @@ run: $(STAMP)
 
 # Two pytest-xdist workers, a test file each at a time: the DVC runs leave a core idle much of the time (startup,
 # I/O, single-threaded stages). A file's module fixtures stay in one worker; each worker builds the session pipeline.
+# The ten slowest tests are listed at the end, so a suite creeping towards its 15-minute budget shows where.
 test: $(STAMP)
-	python -m pytest -n 2 --dist loadfile
+	python -m pytest -n 2 --dist loadfile --durations=10
 
 # Reproduce whatever is stale, then the metrics against the committed ones and the quality gates of
 # params.yaml `validate:`; fails (exit 1) when a gate does.
