@@ -1,7 +1,7 @@
 """The fine-label report (reports/variants-discovery.md and .json): what `discover` found inside the coarse classes,
 how well it matches the hidden attributes (adjusted Rand index, NMI), and the coarse accuracy of the nets taught by
-the discovered labels (`train_fine`, scored by `score_fine`) against the coarse-only base, from the study's runs (reports/runs/). Every number
-is a mean over seeds with a 95% t-interval."""
+the discovered labels (`train_fine`, scored by `score_fine`) against the coarse-only base, from the study's runs
+(reports/runs/). Every number is a mean over seeds with a 95% t-interval."""
 
 from __future__ import annotations
 

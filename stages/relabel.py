@@ -28,12 +28,12 @@ def main(stage: Stage) -> None:
     samples = ds.samples[["label", "split"]].copy()
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     source = stage.params.confusion.labels
-    nodes = confusion.graph_nodes(source, samples["label"].to_numpy(), ds.classes)
-    if nodes.names != tree.names:
-        raise AuxcutError(f"{paths.CUT}: its {len(tree.names)} classes are not the {len(nodes.names)} nodes of {source} "
+    graph = confusion.graph_nodes(source, samples["label"].to_numpy(), ds.classes)
+    if graph.names != tree.names:
+        raise AuxcutError(f"{paths.CUT}: its {len(tree.names)} classes are not the {len(graph.names)} nodes of {source} "
                           f"(confusion.labels); re-run `dvc repro maxcut`")
     columns = [f"node_{k}" for k in range(len(tree.nodes))]
-    samples[columns] = tree.node_labels(nodes.labels)
+    samples[columns] = tree.node_labels(graph.labels)
     write_csv(paths.RELABELED, samples)
     nodes = [{"node": k, "images": {s: int(((samples[c] >= 0) & (samples["split"] == s)).sum()) for s in data.SPLITS},
               **side_shares(samples[c], samples["split"])} for k, c in enumerate(columns)]
