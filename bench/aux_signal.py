@@ -27,8 +27,11 @@ from sklearn.neural_network import MLPClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut import data, objectives, paths, stacking, training  # noqa: E402
-from auxcut.hierarchy import ClassTree  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.method import objectives, stacking  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.nets import training  # noqa: E402
+from auxcut.method.hierarchy import ClassTree  # noqa: E402
 
 
 def head_accuracy(base: np.ndarray, extra: np.ndarray | None, y: np.ndarray, val: np.ndarray, test: np.ndarray,
@@ -68,7 +71,7 @@ def main() -> None:
     run = args.run
     # Read as plain YAML: study copies made before a params schema change still qualify.
     p = yaml.safe_load((run / "params.yaml").read_text())
-    ds = data.load(run / paths.PREPARED)
+    ds = prepared.load(run / paths.PREPARED)
     y = ds.samples["label"].to_numpy()
     tree = ClassTree.from_json(json.loads((run / paths.CUT).read_text()), str(run / paths.CUT))
     sides = tree.class_sides(0)
@@ -76,7 +79,7 @@ def main() -> None:
     base = np.load(run / paths.BASE_PROBS)
     auxes = np.load(run / paths.AUX_PROBS).reshape(len(y), -1)  # one column per cut of the tree
     aux = auxes[:, 0]
-    train, val, test = (ds.indices(s) for s in data.SPLITS)
+    train, val, test = (ds.indices(s) for s in prepared.SPLITS)
     race = ds.samples["group_race"].to_numpy()[test] if "group_race" in ds.samples else None
     head = dict(kind=args.head or p["head"]["type"], C=p["head"]["C"], max_iter=p["head"]["max_iter"], seed=p["seed"])
     control = head_accuracy(base, None, y, val, test, **head)

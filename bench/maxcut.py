@@ -37,7 +37,7 @@ from scipy.spatial import Delaunay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut.maxcut import check_weights, edge_count, read_graph, solve  # noqa: E402
+from auxcut.method.maxcut import check_weights, edge_count, read_graph, solve  # noqa: E402
 
 # Best cuts published for G-set instances with non-negative weights (Benlic & Hao's breakout local search, 2013).
 GSET_BEST = {"G1": 11624, "G2": 11620, "G3": 11622, "G4": 11646, "G5": 11631, "G14": 3064, "G15": 3050,

@@ -23,8 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut import sources, training  # noqa: E402
-from auxcut.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.data import sources  # noqa: E402
+from auxcut.nets import training  # noqa: E402
+from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
 
 ARCHIVE = Path(os.environ.get("AUXCUT_UTKFACE", Path(__file__).resolve().parents[2] / "shared/datasets/utkface/UTKFace.tar.gz"))
 

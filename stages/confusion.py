@@ -10,13 +10,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import AuxcutError, confusion, data, paths  # noqa: E402
-from auxcut.io import write_csv  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut import AuxcutError  # noqa: E402
+from auxcut.method import confusion  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import write_csv  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     source = stage.params.confusion.labels
     nodes = confusion.graph_nodes(source, ds.samples["label"].to_numpy(), ds.classes)
     names, labels, probs = nodes.names, nodes.labels, nodes.probs(np.load(paths.BASE_PROBS))

@@ -11,15 +11,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import data, discovery, embedding, paths, training  # noqa: E402
-from auxcut.io import write_csv  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.variants import discovery  # noqa: E402
+from auxcut.nets import embedding, training  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import write_csv  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.discovery
     stage.log_params(seed=p.seed, discovery=cfg, base_augment=p.base.augment)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     train = ds.indices("train")
     coarse = ds.samples["label"].to_numpy()[train]
     [base], state = training.load_checkpoint(paths.BASE_MODEL)

@@ -9,8 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import confusion, data, fairness, paths  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.method import confusion, fairness  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
@@ -27,7 +29,7 @@ def main(stage: Stage) -> None:
     reports = {name: fairness.predictor_report(y, pred, groups, rows, p.fairness.ci) for name, pred in preds.items()}
     differences = {f"{a}_minus_{b}": fairness.paired_difference(y, preds[a], preds[b], groups, rows, p.fairness.ci)
                    for a, b in (("control", "base"), ("stacked", "control"), ("stacked", "base"))}
-    classes = data.load(paths.PREPARED).classes
+    classes = prepared.load(paths.PREPARED).classes
     for name in ("base", "stacked"):
         counts = confusion.confusion_counts(y, probs[name])
         stage.save_plot(paths.PLOTS / "fairness" / f"confusion_{name}_test.png",

@@ -12,10 +12,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
 
-from auxcut import data, paths, predictor, stacking  # noqa: E402
-from auxcut.hierarchy import ClassTree  # noqa: E402
-from auxcut.io import atomic_path, read_json, save_npy  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.pipeline import predictor  # noqa: E402
+from auxcut.method import stacking  # noqa: E402
+from auxcut.method.hierarchy import ClassTree  # noqa: E402
+from auxcut.core.io import atomic_path, read_json, save_npy  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
@@ -40,7 +43,7 @@ def main(stage: Stage) -> None:
         metrics[name] = {"features": int(head[:-1].transform(x[:1]).shape[1]), "val_accuracy": float(accuracy_score(y[val], probs[val].argmax(1))),
                          "val_log_loss": float(log_loss(y[val], np.clip(probs[val], 1e-12, 1), labels=np.arange(n_classes)))}
     # The final predictor (base + aux + stacked head) as one servable MLflow model, registered per data set.
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     example = np.asarray(ds.images[ds.indices("test")[:2]])
     stage.tracker.log_model(lambda: predictor.log_pyfunc(paths.BASE_MODEL, paths.AUX_MODEL, paths.STACKED_HEAD,
                                                          ds.classes, example, f"auxcut-{p.data.source}"))

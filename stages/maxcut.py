@@ -12,11 +12,12 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import confusion, hierarchy, paths  # noqa: E402
-from auxcut.io import write_json  # noqa: E402
-from auxcut.maxcut import solve  # noqa: E402
-from auxcut.maxcut.plot import plot_cut  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.method import confusion, hierarchy  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import write_json  # noqa: E402
+from auxcut.method.maxcut import solve  # noqa: E402
+from auxcut.method.maxcut.plot import plot_cut  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def cut_summary(result, weights: np.ndarray) -> dict:

@@ -9,15 +9,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from auxcut import data, occlusion, paths  # noqa: E402
-from auxcut.io import atomic_path  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.variants import occlusion  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import atomic_path  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.occlusion
     stage.log_params(seed=p.seed, occlusion=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     test = ds.indices("test")
     _, height, width = ds.images.shape[1:]
     sets = occlusion.masks(cfg.sets, len(test), height, width, cfg.patch_count, cfg.patch_size, p.seed)

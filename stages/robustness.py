@@ -10,15 +10,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from auxcut import data, embedding, fairness, occlusion, paths, robustness, stacking, training  # noqa: E402
-from auxcut.predictor import MAX_BATCH, Predictor  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.nets import embedding, training  # noqa: E402
+from auxcut.method import fairness, stacking  # noqa: E402
+from auxcut.variants import occlusion, robustness  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.pipeline.predictor import MAX_BATCH, Predictor  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p = stage.params
     stage.log_params(seed=p.seed, fairness=p.fairness)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     saved = np.load(paths.OCCLUDED)
     test = saved["rows"]
     sets = {"none": None, **{name: saved[name] for name in saved.files if name != "rows"}}

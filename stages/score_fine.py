@@ -9,14 +9,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from auxcut import data, fairness, paths  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.method import fairness  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p = stage.params
     stage.log_params(seed=p.seed, fairness=p.fairness)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     test = ds.indices("test")
     y = ds.samples["label"].to_numpy()[test]
     groups = ds.samples.loc[test, ds.group_columns].reset_index(drop=True)

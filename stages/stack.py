@@ -9,18 +9,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from auxcut import data, paths, stacking  # noqa: E402
-from auxcut.io import write_csv  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.method import stacking  # noqa: E402
+from auxcut.core.io import write_csv  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     frame = stacking.stack(np.load(paths.CLASS_PROBS), np.load(paths.AUX_PROBS), ds.samples)
     write_csv(paths.STACKED, frame)
     base = stacking.features(frame, with_aux=False)
     stage.write_metrics({
-        "rows": {s: int((frame["split"] == s).sum()) for s in data.SPLITS},
+        "rows": {s: int((frame["split"] == s).sum()) for s in prepared.SPLITS},
         "features": int(stacking.features(frame, with_aux=True).shape[1]),
         "aux_columns": int(stacking.features(frame, with_aux=True).shape[1] - base.shape[1]),
         "max_probability_sum_error": float(np.abs(base.sum(1) - 1).max()),

@@ -10,17 +10,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import attributes, data, inference, paths, training  # noqa: E402
-from auxcut.models import ConvNet, count_parameters  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.variants import attributes  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.nets import inference, training  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.attributes
     stage.log_params(seed=p.seed, attributes=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     table = attributes.table(ds.samples, pd.read_csv(paths.RELABELED), ds.classes, cfg.names)
-    train, val, test = (ds.indices(s) for s in data.SPLITS)
+    train, val, test = (ds.indices(s) for s in prepared.SPLITS)
     mean, std = training.channel_stats(ds.images, train)
     device = training.pick_device()
     in_shape = tuple(ds.images.shape[1:])

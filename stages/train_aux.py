@@ -12,11 +12,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import AuxcutError, confusion, data, distributed, inference, joint, objectives, paths, training  # noqa: E402
-from auxcut.hierarchy import ClassTree  # noqa: E402
-from auxcut.io import read_json, save_npy  # noqa: E402
-from auxcut.models import ConvNet, count_parameters  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut import AuxcutError  # noqa: E402
+from auxcut.method import confusion, objectives  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.nets import distributed, inference, training  # noqa: E402
+from auxcut.variants import joint  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.method.hierarchy import ClassTree  # noqa: E402
+from auxcut.core.io import read_json, save_npy  # noqa: E402
+from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 MIN_RATIO = 10
 
@@ -49,11 +54,11 @@ class Trained(NamedTuple):
     predictor_nets: list[tuple[ConvNet, training.Task]]  # what the final predictor runs besides the base (separate)
 
 
-def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.ndarray, ds: data.Dataset) -> dict:
+def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.ndarray, ds: prepared.Dataset) -> dict:
     """One cut's aux (or cut head) scored on the images of its classes, per split, and against the base on test."""
     under = targets >= 0
     correct = (prob > 0.5) == (targets == 1)
-    split_idx = {s: ds.indices(s)[under[ds.indices(s)]] for s in data.SPLITS}
+    split_idx = {s: ds.indices(s)[under[ds.indices(s)]] for s in prepared.SPLITS}
     test = split_idx["test"]
     return {"node": k,
             "accuracy": {s: float(correct[i].mean()) if len(i) else None for s, i in split_idx.items()},
@@ -62,7 +67,7 @@ def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.nd
             "test": objectives.side_agreement(prob[test], base_side[test], targets[test])}
 
 
-def train_separate(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
+def train_separate(stage: Stage, ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
                    node_probs: np.ndarray, base_parameters: int, mean: np.ndarray, std: np.ndarray,
                    device) -> Trained | None:
     """One small CNN per cut, on the images of the cut's classes: the seed method's aux."""
@@ -105,9 +110,9 @@ def train_separate(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: p
                    [(m, "binary") for m in models])
 
 
-def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
+def train_heads(stage: Stage, ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base_probs: np.ndarray,
                 node_probs: np.ndarray, base: ConvNet, mean: np.ndarray, std: np.ndarray, device) -> Trained | None:
-    """One binary head per cut on a copy of the base, fine-tuned jointly with its class head (auxcut.joint)."""
+    """One binary head per cut on a copy of the base, fine-tuned jointly with its class head (auxcut.variants.joint)."""
     p, cfg = stage.params, stage.params.aux
     n_classes, n_cuts = len(ds.classes), len(tree.nodes)
     training.seed_everything(p.seed, device)  # the cut heads' initial weights are drawn here
@@ -137,7 +142,7 @@ def train_heads(stage: Stage, ds: data.Dataset, tree: ClassTree, relabeled: pd.D
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.aux
     stage.log_params(seed=p.seed, aux=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     relabeled = pd.read_csv(paths.RELABELED)
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     base_probs = np.load(paths.BASE_PROBS)

@@ -6,16 +6,18 @@ from pathlib import Path
 # Import the auxcut of the checkout being reproduced (DVC may run us in a temporary copy of the repo).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auxcut import data, distributed, paths, training  # noqa: E402
-from auxcut.io import save_npy  # noqa: E402
-from auxcut.models import ConvNet, count_parameters  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.nets import distributed, training  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import save_npy  # noqa: E402
+from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.base
     stage.log_params(seed=p.seed, base=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     labels = ds.samples["label"].to_numpy()
     train_idx, val_idx = ds.indices("train"), ds.indices("val")
     device = training.pick_device()
@@ -41,7 +43,7 @@ def main(stage: Stage) -> None:
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best["val_loss"],
-        "accuracy": {split: float(correct[ds.indices(split)].mean()) for split in data.SPLITS},
+        "accuracy": {split: float(correct[ds.indices(split)].mean()) for split in prepared.SPLITS},
     })
 
 

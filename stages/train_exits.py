@@ -9,17 +9,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from auxcut import data, exits, paths, training  # noqa: E402
-from auxcut.hierarchy import ClassTree  # noqa: E402
-from auxcut.io import read_json, write_csv  # noqa: E402
-from auxcut.models import count_parameters  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.variants import exits  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.nets import training  # noqa: E402
+from auxcut.method.hierarchy import ClassTree  # noqa: E402
+from auxcut.core.io import read_json, write_csv  # noqa: E402
+from auxcut.nets.models import count_parameters  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.exits
     stage.log_params(seed=p.seed, exits=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     labels = ds.samples["label"].to_numpy()
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     groups = exits.resolve_groups(cfg.groups, ds.classes, tree, len(cfg.after))

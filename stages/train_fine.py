@@ -11,15 +11,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut import data, fine_training, paths, training  # noqa: E402
-from auxcut.io import atomic_path  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.variants import fine_training  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.nets import training  # noqa: E402
+from auxcut.core.io import atomic_path  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.fine
     stage.log_params(seed=p.seed, fine=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     coarse = ds.samples["label"].to_numpy()
     fine = pd.read_csv(paths.FINE_LABELS)["fine"].to_numpy()
     train, val = ds.indices("train"), ds.indices("val")

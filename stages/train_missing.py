@@ -10,20 +10,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from auxcut import data, embedding, missing, paths, training  # noqa: E402
-from auxcut.io import atomic_path  # noqa: E402
-from auxcut.stage import Stage, run_stage  # noqa: E402
+from auxcut.data import prepared  # noqa: E402
+from auxcut.nets import embedding, training  # noqa: E402
+from auxcut.variants import missing  # noqa: E402
+from auxcut.core import paths  # noqa: E402
+from auxcut.core.io import atomic_path  # noqa: E402
+from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
 def main(stage: Stage) -> None:
     p, cfg = stage.params, stage.params.missing
     stage.log_params(seed=p.seed, missing=cfg)
-    ds = data.load(paths.PREPARED)
+    ds = prepared.load(paths.PREPARED)
     labels = ds.samples["label"].to_numpy()
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(state["mean"]), np.asarray(state["std"])
     features = embedding.embed(base, ds.images, mean, std, batch_size=256, device=training.pick_device())
-    train, val, test = (ds.indices(s) for s in data.SPLITS)
+    train, val, test = (ds.indices(s) for s in prepared.SPLITS)
     base_probs = np.load(paths.BASE_PROBS)
     heads, metrics = {}, {"features": int(features.shape[1]), "cap_quantile": cfg.cap_quantile, "heads": {},
                           "base_accuracy": {s: float((base_probs[r].argmax(1) == labels[r]).mean())

@@ -1,4 +1,4 @@
-"""Tests for auxcut.confusion on scikit-learn's digits and on hand-made counts."""
+"""Tests for auxcut.method.confusion on scikit-learn's digits and on hand-made counts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 
 from conftest import digits_halves
-from auxcut.confusion import confusion_counts, confusion_graph, confusion_weights, plot_confusion
+from auxcut.method.confusion import confusion_counts, confusion_graph, confusion_weights, plot_confusion
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def fine_labels_file(tmp_path, coarse: np.ndarray, nearest: np.ndarray, names: l
 
 
 def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs):
-    from auxcut.confusion import graph_nodes
+    from auxcut.method.confusion import graph_nodes
 
     y_true, probs = digits_probs
     # two fine labels per digit (2c, 2c+1), each image's nearest one drawn at random within every class
@@ -190,7 +190,7 @@ def test_the_fine_label_graph_refines_the_base_confusion(tmp_path, digits_probs)
 
 def test_a_stale_fine_label_file_is_one_line(tmp_path):
     from auxcut import AuxcutError
-    from auxcut.confusion import graph_nodes
+    from auxcut.method.confusion import graph_nodes
 
     coarse = np.array([0, 1, 0, 1])
     path = fine_labels_file(tmp_path, coarse, np.array([[0, 1]] * 4), ["0/c0", "1/c0"])

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from auxcut import AuxcutError, data, faces, sources
+from auxcut import AuxcutError
+from auxcut.data import prepared, faces, sources
 from conftest import DIGITS, UTKFACE_ARCHIVE
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -56,8 +57,8 @@ def test_digits_resize():
 
 def test_save_load_roundtrip(tmp_path):
     ds = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0)
-    data.save(ds, tmp_path / "prepared")
-    back = data.load(tmp_path / "prepared")
+    prepared.save(ds, tmp_path / "prepared")
+    back = prepared.load(tmp_path / "prepared")
     assert np.array_equal(np.asarray(back.images), ds.images)
     assert back.classes == ds.classes
     assert (back.samples["split"] == ds.samples["split"]).all()
@@ -67,7 +68,7 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_load_missing_says_run_prepare(tmp_path):
     with pytest.raises(AuxcutError, match="run the prepare stage"):
-        data.load(tmp_path / "nothing")
+        prepared.load(tmp_path / "nothing")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_utkface_directory_and_archive_agree(utkface_fixture, tmp_path):
     assert np.array_equal(from_dir.images, from_tar.images[order])
     assert set(from_dir.group_columns) == {"group_race", "group_gender", "group_age"}
     assert from_dir.samples["group_race"].value_counts().to_dict() == {r: 36 for r in faces.RACES}
-    summary = data.summary(from_dir)
+    summary = prepared.summary(from_dir)
     assert summary["skipped"] == 2 and summary["per_gender"] == {"female": 90, "male": 90}
 
 

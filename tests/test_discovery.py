@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from auxcut import AuxcutError, discovery, faces
-from auxcut.models import ConvNet
+from auxcut import AuxcutError
+from auxcut.variants import discovery
+from auxcut.data import faces
+from auxcut.nets.models import ConvNet
 from conftest import digits_halves
 
 

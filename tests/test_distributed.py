@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, SequentialSampler
 
-from auxcut import AuxcutError, distributed, training
-from auxcut.models import ConvNet
+from auxcut import AuxcutError
+from auxcut.nets import distributed, training
+from auxcut.nets.models import ConvNet
 from conftest import copy_repository, ran_stages, run
 
 

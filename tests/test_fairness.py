@@ -1,4 +1,4 @@
-"""Tests for auxcut.fairness against scikit-learn and pandas computed resample by resample."""
+"""Tests for auxcut.method.fairness against scikit-learn and pandas computed resample by resample."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, f1_score
 
-from auxcut.fairness import (
+from auxcut.method.fairness import (
     bootstrap_rows,
     grouped_mean,
     macro_f1,

@@ -10,11 +10,13 @@ import pytest
 import torch
 import yaml
 
-from auxcut import AuxcutError, attributes, exits, joint, training
-from auxcut.hierarchy import ClassTree, CutNode
-from auxcut.models import ConvNet, count_parameters
-from auxcut.params import load_params
-from auxcut.variants import prefix_groups
+from auxcut import AuxcutError
+from auxcut.variants import attributes, exits, joint
+from auxcut.nets import training
+from auxcut.method.hierarchy import ClassTree, CutNode
+from auxcut.nets.models import ConvNet, count_parameters
+from auxcut.pipeline.params import load_params
+from auxcut.variants.checks import prefix_groups
 
 
 def test_joint_net_starts_as_the_base_with_fresh_cut_heads():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from auxcut import AuxcutError
-from auxcut.hierarchy import ClassTree, cut_tree, path_log_probs, plot_tree
-from auxcut.maxcut import solve
+from auxcut.method.hierarchy import ClassTree, cut_tree, path_log_probs, plot_tree
+from auxcut.method.maxcut import solve
 
 
 def exact_solver(weights: np.ndarray, node: int):

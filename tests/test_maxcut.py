@@ -1,4 +1,4 @@
-"""Tests for the auxcut.maxcut package, checked against brute force, cvxpy and closed-form SDP values."""
+"""Tests for the auxcut.method.maxcut package, checked against brute force, cvxpy and closed-form SDP values."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from auxcut import AuxcutError
-from auxcut.maxcut import (
+from auxcut.method.maxcut import (
     METHODS,
     MaxCut,
     check_weights,
@@ -31,10 +31,10 @@ from auxcut.maxcut import (
     tabu_search,
     total_weight,
 )
-from auxcut.maxcut.cli import main
-from auxcut.maxcut.exact import MAX_EXACT_N
-from auxcut.maxcut.rounding import round_and_polish
-from auxcut.maxcut.tabu import default_iterations
+from auxcut.method.maxcut.cli import main
+from auxcut.method.maxcut.exact import MAX_EXACT_N
+from auxcut.method.maxcut.rounding import round_and_polish
+from auxcut.method.maxcut.tabu import default_iterations
 
 REPO = Path(__file__).resolve().parents[1]
 GW_ALPHA = 0.878  # Goemans-Williamson: the rounded cut is at least this fraction of the SDP value
@@ -1396,13 +1396,13 @@ def test_cli_subprocess_end_to_end(tmp_path):
     w = random_graph(6, seed=57, density=0.7, integer=True)
     rows = [f"{i + 1} {j + 1} {w[i, j]:g}" for i in range(6) for j in range(i + 1, 6) if w[i, j] > 0]
     graph = write_edge_list(tmp_path / "g.txt", 6, rows)
-    proc = subprocess.run([sys.executable, "-m", "auxcut.maxcut", str(graph), "--hyperplanes", "50"],
+    proc = subprocess.run([sys.executable, "-m", "auxcut.method.maxcut", str(graph), "--hyperplanes", "50"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     check_report(report, w)
     assert report["cut"] == pytest.approx(brute_force(w), abs=1e-9)
-    bad = subprocess.run([sys.executable, "-m", "auxcut.maxcut", str(tmp_path / "missing.txt")],
+    bad = subprocess.run([sys.executable, "-m", "auxcut.method.maxcut", str(tmp_path / "missing.txt")],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stdout == ""
@@ -1413,7 +1413,7 @@ def test_cli_subprocess_end_to_end(tmp_path):
 
 
 def test_plot_cut_draws_the_graph():
-    from auxcut.maxcut.plot import plot_cut
+    from auxcut.method.maxcut.plot import plot_cut
 
     import matplotlib.pyplot as plt
 

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from auxcut import objectives, sources, training
-from auxcut.models import VIEWS, ConvNet, View, count_parameters
+from auxcut.method import objectives
+from auxcut.data import sources
+from auxcut.nets import training
+from auxcut.nets.models import VIEWS, ConvNet, View, count_parameters
 from conftest import DIGITS
 
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from auxcut import AuxcutError, embedding, missing, occlusion, robustness, training
-from auxcut.models import ConvNet
+from auxcut import AuxcutError
+from auxcut.nets import embedding, training
+from auxcut.variants import missing, occlusion, robustness
+from auxcut.nets.models import ConvNet
 from conftest import digits_halves
 
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from auxcut import AuxcutError
-from auxcut.params import load_params
+from auxcut.pipeline.params import load_params
 from conftest import REPO
 
 

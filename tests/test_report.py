@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from auxcut import AuxcutError, study
-from auxcut.params import load_params
-from auxcut.report import aggregate, collect, load_runs, mean_interval, render
+from auxcut import AuxcutError
+from auxcut.reports import study
+from auxcut.pipeline.params import load_params
+from auxcut.reports.pages import aggregate, collect, load_runs, mean_interval, render
 from conftest import REPO
 
 
@@ -86,7 +87,7 @@ def test_a_lever_naming_no_param_is_refused(tmp_path):
 def test_heads_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-heads.md from the digits pipeline's metrics: two seeds of the preset, one of the aux as a head
     (its train_aux metrics marked as the head mode's), one of the exits on another grouping."""
-    from auxcut import heads_report
+    from auxcut.reports import heads
 
     repo, _, _ = pipeline
     root = tmp_path / "project"
@@ -105,7 +106,7 @@ def test_heads_report_from_real_runs(pipeline, tmp_path):
     shutil.copytree(runs / "digits-s0-logistic", runs / "digits-s0-naive_bayes")  # another head: left out
     (runs / "digits-s0-naive_bayes" / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": 0,
                                                                          "head": "naive_bayes"}))
-    path = heads_report.write(root)
+    path = heads.write(root)
     page = path.read_text()
     data = json.loads((root / "reports" / "variants-heads.json").read_text())
     assert len(data["runs"]) == 4
@@ -127,7 +128,7 @@ def test_heads_report_from_real_runs(pipeline, tmp_path):
     assert f"| 0% | digit |" in page and f"{100 * digit:.1f}" in page
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
-    assert heads_report.write(empty) is None  # no run with the variants yet: nothing written
+    assert heads.write(empty) is None  # no run with the variants yet: nothing written
 
 
 def test_a_run_of_some_stages_files_their_metrics_only(pipeline):
@@ -143,7 +144,7 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-occlusion.md from the digits pipeline's metrics: two seeds of the preset (a lever's run and
     another head's is left out, a lever's is a row of its own), the second with a shifted missing-feature head so the
     interval is a real one."""
-    from auxcut import occlusion_report
+    from auxcut.reports import occlusion
 
     repo, _, _ = pipeline
     root = tmp_path / "project"
@@ -159,7 +160,7 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     horizontal["predictors"]["fc_missing"]["accuracy"] += 0.1
     horizontal["minus_base"]["fc_missing"]["value"] += 0.1
     (runs / "digits-s1" / "robustness.json").write_text(json.dumps(robust))
-    page = occlusion_report.write(root).read_text()
+    page = occlusion.write(root).read_text()
     data = json.loads((root / "reports" / "variants-occlusion.json").read_text())
     assert len(data["runs"]) == 3 and data["aggregates"]["digits (cpu, lever aux-head)"]["seeds"] == [0]
     a = data["aggregates"]["digits (cpu)"]
@@ -173,13 +174,13 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     assert "| triple |" in page and "40.87" in page and "+4.2" in page and "Worst digit group" in page
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
-    assert occlusion_report.write(empty) is None
+    assert occlusion.write(empty) is None
 
 
 def test_discovery_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-discovery.md from the digits pipeline's metrics: two seeds, the second's pretrained net a point
     better, so the gain's interval over seeds is a real one; the agreement with the hidden digit is carried through."""
-    from auxcut import discovery_report
+    from auxcut.reports import discovery
 
     repo, _, _ = pipeline
     root = tmp_path / "project"
@@ -203,7 +204,7 @@ def test_discovery_report_from_real_runs(pipeline, tmp_path):
     for name in ("discover.json", "train_fine.json"):
         shutil.copy(repo / "metrics" / name, unscored)
     (unscored / "run.json").write_text(json.dumps({"config": "digits (cpu)", "seed": 2, "head": "logistic"}))
-    page = discovery_report.write(root).read_text()
+    page = discovery.write(root).read_text()
     a = json.loads((root / "reports" / "variants-discovery.json").read_text())["aggregates"]["digits (cpu)"]
     found = json.loads((repo / "metrics" / "discover.json").read_text())
     first = json.loads((repo / "metrics" / "score_fine.json").read_text())["modes"]["pretrain"]
@@ -216,4 +217,4 @@ def test_discovery_report_from_real_runs(pipeline, tmp_path):
     assert "| digit |" in page and "91.66" in page and "| pretrain |" in page and "| multihead |" in page
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
-    assert discovery_report.write(empty) is None
+    assert discovery.write(empty) is None

@@ -15,7 +15,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from auxcut import AuxcutError, data
+from auxcut import AuxcutError
+from auxcut.data import prepared
 
 
 def registered(env: dict[str, str]):
@@ -38,7 +39,7 @@ def test_registered_model_reproduces_the_stacked_head(pipeline, monkeypatch):
     assert run.data.tags["auxcut.stage"] == "fit_head"
     model = mlflow.pyfunc.load_model("models:/auxcut-digits/latest")
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 1, 8, 8)
-    ds = data.load(repo / "data" / "prepared")
+    ds = prepared.load(repo / "data" / "prepared")
     rows = ds.indices("test")[:50]
     out = model.predict(np.asarray(ds.images[rows]))
     expected = np.load(repo.parent / "first-predictions" / "head_stacked.npy")[rows]
@@ -48,11 +49,11 @@ def test_registered_model_reproduces_the_stacked_head(pipeline, monkeypatch):
 
 
 def test_predictor_rejects_bad_images_with_what_it_expected(pipeline):
-    from auxcut import paths
-    from auxcut.predictor import Predictor
+    from auxcut.core import paths
+    from auxcut.pipeline.predictor import Predictor
 
     repo, _, _ = pipeline
-    ds = data.load(repo / "data" / "prepared")
+    ds = prepared.load(repo / "data" / "prepared")
     predictor = Predictor.from_files(repo / paths.BASE_MODEL, repo / paths.AUX_MODEL, repo / paths.STACKED_HEAD, ds.classes)
     one = np.asarray(ds.images[0])
     assert len(predictor.predict(one)) == 1  # a single image is a batch of one
@@ -83,7 +84,7 @@ def post(port: int, body: bytes) -> tuple[int, dict]:
 def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
     repo, env, _ = pipeline
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "auxcut.serve", "--port", str(port)], cwd=repo, env=env,
+    server = subprocess.Popen([sys.executable, "-m", "auxcut.apps.serve", "--port", str(port)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -95,7 +96,7 @@ def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
                 assert server.poll() is None, server.stdout.read()
                 assert time.monotonic() < deadline, "the scoring server did not answer /ping within 120 s"
                 time.sleep(1)
-        ds = data.load(repo / "data" / "prepared")
+        ds = prepared.load(repo / "data" / "prepared")
         rows = ds.indices("test")[:5]
         status, answer = post(port, json.dumps({"inputs": np.asarray(ds.images[rows]).tolist()}).encode())
         assert status == 200, answer

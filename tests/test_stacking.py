@@ -1,4 +1,4 @@
-"""Tests for auxcut.stacking, with base/aux probabilities from classifiers fit on scikit-learn's digits."""
+"""Tests for auxcut.method.stacking, with base/aux probabilities from classifiers fit on scikit-learn's digits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from auxcut import AuxcutError
 from conftest import digits_halves
-from auxcut.stacking import aux_columns, base_columns, features, make_head, predict_all_classes, stack
+from auxcut.method.stacking import aux_columns, base_columns, features, make_head, predict_all_classes, stack
 
 K = 10
 AUX_SIDE = np.array([0, 1, 1, 0, 1, 0, 0, 1, 0, 1])  # an arbitrary binary split of the digit classes

@@ -91,17 +91,17 @@ def test_the_dag_derived_from_dvc_yaml():
     assert readers("maxcut.depth") == readers("maxcut.polish") == ["maxcut"]
     assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
     assert readers("head.aux_features") == ["fit_head"]
-    assert declaring("auxcut/objectives.py") == ["train_aux"]
-    assert declaring("auxcut/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits",
-                                                "robustness"]
+    assert declaring("auxcut/method/objectives.py") == ["train_aux"]
+    assert declaring("auxcut/method/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits",
+                                                       "robustness"]
     assert declaring("data/cut.json") == ["relabel", "train_aux", "fit_head", "train_exits"]
     assert readers("exits.groups") == ["train_exits"] and readers("attributes.hidden") == ["train_attributes"]
     assert declaring("data/relabeled.csv") == ["train_aux", "train_attributes"]
-    assert declaring("auxcut/stacking.py") == ["stack", "fit_head", "robustness"]
+    assert declaring("auxcut/method/stacking.py") == ["stack", "fit_head", "robustness"]
     assert readers("occlusion.patch_size") == ["occlude"] and readers("missing.features") == ["train_missing"]
-    assert declaring("auxcut/occlusion.py") == ["occlude", "robustness"]
+    assert declaring("auxcut/variants/occlusion.py") == ["occlude", "robustness"]
     assert declaring("models/missing_heads.joblib") == ["robustness"]
-    assert declaring("auxcut/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
+    assert declaring("auxcut/method/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
     assert expected_runs([], set()) == []
 
 
@@ -140,7 +140,7 @@ def test_param_change_runs_its_readers_and_what_their_outputs_change(pipeline, p
     ("path", "literal"),
     [
         ("stages/stack.py", ["stack"]),
-        ("auxcut/stacking.py", ["stack", "fit_head", "robustness"]),  # a package module three stages declare
+        ("auxcut/method/stacking.py", ["stack", "fit_head", "robustness"]),  # a package module three stages declare
     ],
 )
 def test_code_change_runs_the_stages_that_declare_it(pipeline, path, literal):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from auxcut.tracking import Tracker, flatten, metric_name, pipeline_key, project_root
+from auxcut.core.tracking import Tracker, flatten, metric_name, pipeline_key, project_root
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +96,7 @@ RACER = """
 import sys, time
 from pathlib import Path
 import mlflow, mlflow.store.tracking.sqlalchemy_store
-from auxcut.tracking import Tracker
+from auxcut.core.tracking import Tracker
 folder = Path(sys.argv[1])
 (folder / f"ready-{sys.argv[2]}").touch()
 while not (folder / "start").exists():

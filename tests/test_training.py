@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from auxcut import AuxcutError, sources, training
-from auxcut.models import ConvNet, build, count_parameters
+from auxcut import AuxcutError
+from auxcut.data import sources
+from auxcut.nets import training
+from auxcut.nets.models import ConvNet, build, count_parameters
 from conftest import DIGITS
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}

@@ -1,4 +1,4 @@
-"""`make ui` in a browser: the MLflow server from auxcut.ui shows the pipeline's runs and metrics."""
+"""`make ui` in a browser: the MLflow server from auxcut.apps.ui shows the pipeline's runs and metrics."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def wait_for_server(server: subprocess.Popen, log: Path, port: int, timeout: float = 60) -> str:
-    """The URL auxcut.ui printed, once the server behind it answers."""
+    """The URL auxcut.apps.ui printed, once the server behind it answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert server.poll() is None, f"server exited with {server.returncode}:\n{log.read_text()[-3000:]}"
@@ -79,7 +79,7 @@ def save_screenshot(page, path: Path) -> None:
 
 
 def test_url_falls_back_to_the_home_page_until_the_experiment_exists(tmp_path):
-    from auxcut.ui import experiment_id, runs_url
+    from auxcut.apps.ui import experiment_id, runs_url
 
     (tmp_path / "notes.db").write_text("not a database")
     for database, name in ((tmp_path / "missing.db", "auxcut"), (tmp_path / "notes.db", "auxcut")):
@@ -95,7 +95,7 @@ def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
     experiment, parent_name, fairness = full_pipeline_run(env["MLFLOW_TRACKING_URI"])
     port, log = free_port(), tmp_path / "server.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "auxcut.ui", "--port", str(port)], cwd=repo, env=env,
+        server = subprocess.Popen([sys.executable, "-m", "auxcut.apps.ui", "--port", str(port)], cwd=repo, env=env,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = wait_for_server(server, log, port)

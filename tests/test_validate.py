@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from auxcut import AuxcutError
-from auxcut.params import load_params
-from auxcut.validate import GATES, check_gates, diff_table, gates_table, main, read_metrics
+from auxcut.pipeline.params import load_params
+from auxcut.apps.validate import GATES, check_gates, diff_table, gates_table, main, read_metrics
 from conftest import REPO, run, set_params
 
 STAGES = {stage for _, terms in GATES.values() for _, stage, _ in terms}
@@ -76,7 +76,7 @@ def test_diff_table_leaves_out_wall_times_and_folds_details():
 
 def test_validate_on_the_pipeline_passes_then_fails_a_raised_gate(pipeline):
     repo, env, _ = pipeline
-    passed = run([sys.executable, "-m", "auxcut.validate"], repo, env)
+    passed = run([sys.executable, "-m", "auxcut.apps.validate"], repo, env)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "metrics against HEAD (dvc metrics diff)" in passed.stdout  # the copy commits no metrics: all are new
     assert re.search(r"^metrics/fairness\.json +\(not at HEAD: \d+ new metrics\)$", passed.stdout, re.MULTILINE)
@@ -84,7 +84,7 @@ def test_validate_on_the_pipeline_passes_then_fails_a_raised_gate(pipeline):
     original = (repo / "params.yaml").read_text()
     try:
         set_params(repo, validate__aux_over_majority_min=0.99)
-        failed = run([sys.executable, "-m", "auxcut.validate"], repo, env)
+        failed = run([sys.executable, "-m", "auxcut.apps.validate"], repo, env)
     finally:
         (repo / "params.yaml").write_text(original)
     assert failed.returncode == 1, failed.stdout + failed.stderr

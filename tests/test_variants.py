@@ -75,16 +75,17 @@ def test_depth_two_tree_with_residual_auxes_and_a_path_head(variant):
     assert cut["depth"] == 2 and sorted(c for leaf in cut["leaves"] for c in leaf) == [str(d) for d in range(10)]
     assert (repo / "plots" / "maxcut" / "tree.png").stat().st_size > 0
     # the final predictor chains the base, every aux (on its view) and the path head exactly as the pipeline did
-    from auxcut import data, paths
-    from auxcut.predictor import Predictor
+    from auxcut.data import prepared
+    from auxcut.core import paths
+    from auxcut.pipeline.predictor import Predictor
 
-    ds = data.load(repo / paths.PREPARED)
+    ds = prepared.load(repo / paths.PREPARED)
     classes = [str(c) for c in range(10)]
     predictor = Predictor.from_files(repo / paths.BASE_MODEL, repo / paths.AUX_MODEL, repo / paths.STACKED_HEAD, classes)
     rows = ds.indices("test")[:40]
     np.testing.assert_allclose(predictor.predict_proba(np.asarray(ds.images[rows])),
                                np.load(repo / paths.STACKED_PROBS)[rows], atol=1e-6)
-    summary = run([sys.executable, "-m", "auxcut.summary"], repo, env)
+    summary = run([sys.executable, "-m", "auxcut.reports.summary"], repo, env)
     assert "tree of cuts" in summary.stdout and "residual / low" in summary.stdout, summary.stdout + summary.stderr
 
 
@@ -130,8 +131,9 @@ def test_aux_as_cut_heads_on_the_base_with_a_depth_two_tree(variant):
     assert (aux["mode"], aux["auxes"], aux["inference"]["forward_passes"]) == ("head", n_nodes, 1)
     import torch
 
-    from auxcut import paths, training
-    from auxcut.predictor import Predictor
+    from auxcut.core import paths
+    from auxcut.nets import training
+    from auxcut.pipeline.predictor import Predictor
 
     [net], state = training.load_checkpoint(repo / paths.AUX_MODEL)
     assert state["mode"] == "head" and net.arch["n_outputs"] == 10 + 2 * n_nodes
@@ -151,9 +153,9 @@ def test_aux_as_cut_heads_on_the_base_with_a_depth_two_tree(variant):
     predictor = Predictor.from_files(repo / paths.BASE_MODEL, repo / paths.AUX_MODEL, repo / paths.STACKED_HEAD,
                                      [str(c) for c in range(10)])
     assert predictor.joint_cuts == n_nodes and predictor.auxes == []
-    from auxcut import data
+    from auxcut.data import prepared
 
-    rows = data.load(repo / paths.PREPARED).indices("test")[:40]
+    rows = prepared.load(repo / paths.PREPARED).indices("test")[:40]
     images = np.load(repo / paths.PREPARED / "images.npy")[rows]
     np.testing.assert_allclose(predictor.predict_proba(images), np.load(repo / paths.STACKED_PROBS)[rows], atol=1e-6)
 
@@ -179,7 +181,8 @@ def test_attribute_heads_with_hidden_labels_against_a_net_per_attribute(variant)
     assert most["shared"]["accuracy"]["digit"] < full["shared"]["accuracy"]["digit"]
     assert full["shared"]["parameters"] < full["separate"]["parameters"]
     assert full["shared"]["images_per_second"] > 0 and full["separate"]["images_per_second"] > 0
-    from auxcut import paths, training
+    from auxcut.core import paths
+    from auxcut.nets import training
 
     nets, state = training.load_checkpoint(repo / paths.ATTRIBUTES_MODEL)
     assert len(nets) == 2 and state["attributes"] == ["digit", "cut"] and nets[0].arch["n_outputs"] == 12
@@ -242,9 +245,10 @@ def test_the_cut_over_discovered_fine_labels(variant):
     assert (metrics(repo, "confusion")["nodes"], metrics(repo, "confusion")["n_nodes"]) == ("fine labels", len(names))
     from sklearn.metrics import confusion_matrix
 
-    from auxcut import data, paths
+    from auxcut.data import prepared
+    from auxcut.core import paths
 
-    ds = data.load(repo / paths.PREPARED)
+    ds = prepared.load(repo / paths.PREPARED)
     labels, val = ds.samples["label"].to_numpy(), ds.indices("val")
     base_counts = confusion_matrix(labels[val], np.load(repo / paths.BASE_PROBS)[val].argmax(1), labels=range(10))
     owner = [int(name.split("/")[0]) for name in names]
@@ -264,7 +268,7 @@ def test_the_cut_over_discovered_fine_labels(variant):
     assert aux["accuracy"]["test"] > aux["majority_rate"]["test"] + 0.1  # the aux learns the fine-label cut
     # the base's side, through the nearest fine labels of each class: right wherever its class is, with more than half
     # the probability (a class's mass sits at the image's own fine label)
-    from auxcut.confusion import graph_nodes
+    from auxcut.method.confusion import graph_nodes
 
     base_probs = np.load(repo / paths.BASE_PROBS)
     nodes = graph_nodes(str(repo / "data" / "fine_labels.csv"), labels, ds.classes)

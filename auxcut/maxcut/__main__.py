@@ -1,5 +1,0 @@
-import sys
-
-from auxcut.maxcut.cli import main
-
-sys.exit(main())

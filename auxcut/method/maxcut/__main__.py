@@ -1,0 +1,5 @@
+import sys
+
+from auxcut.method.maxcut.cli import main
+
+sys.exit(main())

@@ -1,0 +1,291 @@
+"""The schema of params.yaml, validated strictly so that a typo or a wrong type fails loudly.
+
+Every key is required and has no default here: params.yaml is the one place where values live,
+so DVC's view of what a stage reads is the whole truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from auxcut import AuxcutError
+from auxcut.variants import checks
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"must not repeat, got {values}")
+    return values
+
+
+Distinct = AfterValidator(_distinct)  # a list param whose entries each name one thing, e.g. occlusion.sets
+
+
+class SplitParams(_Strict):
+    train: float = Field(gt=0, lt=1)
+    val: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitParams":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {total:g}")
+        return self
+
+
+class DataParams(_Strict):
+    source: Literal["digits", "utkface", "imagefolder"]
+    path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
+    classes: Literal["age", "age_race", "age_race_gender"]
+    groups_csv: str
+    image_size: int = Field(ge=4, le=1024)
+    max_per_class: int = Field(ge=0)
+    split: SplitParams
+
+
+class TrainParams(_Strict):
+    width: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(ge=1)
+    augment: bool
+
+
+class AuxParams(TrainParams):
+    objective: Literal["plain", "residual", "decorrelated"]  # see auxcut.method.objectives
+    strength: float = Field(ge=0)  # how hard the objective pushes the aux away from the base's errors; 0 = plain
+    view: Literal["full", "gray", "low", "center"]  # what the aux sees of the image (auxcut.nets.models.View)
+    mode: Literal["separate", "head"]  # a small CNN per cut, or binary heads on the base's backbone (auxcut.variants.joint)
+
+
+class ConfusionParams(_Strict):
+    # the file whose labels are the graph's nodes (a dep of confusion, relabel and train_aux in dvc.yaml): the given
+    # classes, or the fine labels `discover` found inside them
+    labels: Literal["data/prepared/samples.csv", "data/fine_labels.csv"]
+
+
+class MaxcutParams(_Strict):
+    method: Literal["auto", "exact", "lowrank", "cvxpy"]
+    hyperplanes: int = Field(ge=1000)
+    exact_max_n: int = Field(ge=0, le=24)
+    polish: Literal["tabu", "none"]  # local search after the hyperplane rounding
+    depth: int = Field(ge=1, le=6)  # levels of the tree of cuts; 1 = the one cut of the seed method
+
+
+class HeadParams(_Strict):
+    type: Literal["logistic", "naive_bayes"]
+    aux_features: Literal["nodes", "paths"]  # the aux probabilities as they are, or each class's path log-probability
+    C: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+
+
+class AttributesParams(TrainParams):
+    """One backbone with a head per attribute (masked loss) against one CNN per attribute (auxcut.variants.attributes)."""
+
+    names: Annotated[list[str], Distinct]  # group attributes and/or `cut`, `class`; [] = every group attribute and the cut
+    hidden: list[float] = Field(min_length=1)  # fractions of each attribute's train labels hidden, one comparison each
+    view: Literal["full", "gray", "low", "center"]
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "AttributesParams":
+        for value in self.hidden:
+            if not 0 <= value < 1:
+                raise ValueError(f"each hidden fraction must be in [0, 1) (1 would hide every label), got {value:g}")
+        return self
+
+
+class ExitsParams(TrainParams):
+    """Early exits, coarse -> fine, on a copy of the base (auxcut.variants.exits); `width` is the exit branches' width."""
+
+    groups: Literal["tree", "prefix"] | list[list[int]]  # what the coarse exits predict (see params.yaml)
+    after: list[int] = Field(min_length=1)  # conv layers (1-based, two per block) after which a coarse exit sits
+    backbone: Literal["frozen", "joint"]  # frozen: only the exits train (the final exit stays the base); joint: all
+    thresholds: list[float] = Field(min_length=1)  # confidence thresholds swept per exit
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ExitsParams":
+        if self.after != sorted(set(self.after)) or self.after[0] < 1:
+            raise ValueError(f"after must be increasing conv layer numbers from 1, got {self.after}")
+        if any(not 0 < t <= 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must be in (0, 1], got {self.thresholds}")
+        return self
+
+
+class OcclusionParams(_Strict):
+    """Occluded copies of the test split (auxcut.variants.occlusion): the PMNIST cuts and random patches."""
+
+    sets: Annotated[list[Literal["horizontal", "vertical", "diagonal", "triple", "patches"]], Distinct] = Field(
+        min_length=1)
+    patch_count: int = Field(ge=1)  # random squares per image in the `patches` set
+    patch_size: float = Field(gt=0, lt=1)  # their side, as a fraction of the image side (1 would remove it all)
+
+
+class MissingParams(_Strict):
+    """Heads on the frozen base backbone's bounded features, present and/or missing (auxcut.variants.missing)."""
+
+    features: Annotated[list[Literal["present", "missing", "both"]], Distinct] = Field(min_length=1)
+    hidden: int = Field(ge=1)  # tanh units of each head's hidden layer
+    alpha: float = Field(ge=0)  # L2 penalty
+    max_iter: int = Field(ge=1)
+    cap_quantile: float = Field(gt=0, le=1)  # each feature's bound: this quantile of its train values
+
+
+class DiscoveryParams(_Strict):
+    """Fine labels found inside the coarse classes from the base's features (auxcut.variants.discovery)."""
+
+    augmentations: int = Field(ge=1)  # random shifts (and flips, where the base trained with them) per image
+    keep: float = Field(gt=0, le=1)  # the most certain share of each coarse class's train images that is clustered
+    n_neighbors: int = Field(ge=2)  # UMAP's neighbourhood
+    n_components: int = Field(ge=2)  # UMAP's output dimensions (the first two are plotted)
+    min_cluster_size: int = Field(ge=2)  # HDBSCAN's
+
+
+class FineParams(_Strict):
+    """CNNs that learn from the discovered fine labels, against the base on the coarse ones (stages train_fine,
+    score_fine); they are the base's architecture and width, so the comparison is at equal size."""
+
+    modes: Annotated[list[Literal["pretrain", "multihead"]], Distinct] = Field(min_length=1)
+    epochs: int = Field(ge=1)  # pretrain: on the fine labels
+    finetune_epochs: int = Field(ge=1)  # pretrain: then on the coarse labels; multihead: epochs + finetune_epochs
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(ge=1)
+    augment: bool
+
+
+class FairnessParams(_Strict):
+    bootstrap: int = Field(ge=10)
+    ci: float = Field(gt=0, lt=1)
+
+
+class TrackingParams(_Strict):
+    enabled: bool  # false: no stage touches MLflow (quick runs); the DVC outputs are the same either way
+    experiment: str = Field(min_length=1)
+    required: bool  # true: a stage fails when MLflow cannot be reached; false: it says so and carries on
+
+    @model_validator(mode="after")
+    def _required_needs_enabled(self) -> "TrackingParams":
+        if self.required and not self.enabled:
+            raise ValueError("required is true but enabled is false: a stage cannot require the store it never opens")
+        return self
+
+
+class ValidateParams(_Strict):
+    """Lower bounds that `make validate` (auxcut.apps.validate) checks on the metrics; no stage reads them."""
+
+    head_min_gain_over_base: float = Field(ge=-1, le=1)
+    cut_over_bound_min: float = Field(ge=0, le=1)
+    aux_over_majority_min: float = Field(ge=-1, le=1)
+
+
+class Params(_Strict):
+    seed: int
+    data: DataParams
+    base: TrainParams
+    aux: AuxParams
+    confusion: ConfusionParams
+    maxcut: MaxcutParams
+    head: HeadParams
+    attributes: AttributesParams
+    exits: ExitsParams
+    occlusion: OcclusionParams
+    missing: MissingParams
+    discovery: DiscoveryParams
+    fine: FineParams
+    fairness: FairnessParams
+    tracking: TrackingParams
+    gates: ValidateParams = Field(alias="validate")  # `validate` itself would shadow pydantic's BaseModel.validate
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "Params":
+        """Params that are each fine but wrong together: caught when any stage starts, before any training. Checks
+        that need the data itself (an image folder's classes and groups) are made where it is read."""
+        check_combinations(self)  # an AuxcutError, which pydantic lets through to load_params
+        return self
+
+
+def check_combinations(p: Params) -> None:
+    """Params that are each fine but wrong together (checks that need an image folder's own classes and groups are
+    made where it is read)."""
+    if p.aux.mode == "head" and (p.aux.objective != "plain" or p.aux.view != "full"):
+        raise AuxcutError(f"aux.mode head puts the cut heads on the base's own backbone, so aux.objective "
+                          f"must be plain and aux.view full (got {p.aux.objective} and {p.aux.view})")
+    layers = checks.conv_layers(p.data.image_size)
+    if p.exits.after[-1] >= layers:
+        raise AuxcutError(f"exits.after {p.exits.after} reaches layer {p.exits.after[-1]}, but at "
+                          f"data.image_size {p.data.image_size} the net has {layers} conv layers: an early exit sits "
+                          f"after one of layers 1..{layers - 1}")
+    classes = checks.known_classes(p.data.source, p.data.classes)
+    if classes is not None:
+        if p.exits.groups == "prefix":
+            checks.check_groups(checks.prefix_groups(classes), classes, "exits.groups prefix (class names before the first '/')")
+        elif isinstance(p.exits.groups, list):
+            checks.check_groups(p.exits.groups, classes)
+    if p.data.source in checks.SOURCE_ATTRIBUTES:
+        checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
+
+
+def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
+    """YAML reads `1e-3` as a string and `1` as an int; accept ints where a float is expected."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for field_name, field in schema.model_fields.items():
+        name = field.alias or field_name  # params.yaml spells a field by its alias where it has one
+        if name not in out:
+            continue
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[name] = _coerce_floats(out[name], ann)
+        elif ann is float:
+            value = out[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[name] = float(value)
+            elif isinstance(value, str):
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass  # left as is: validation names the key and the bad value
+    return out
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; any problem becomes one AuxcutError line naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AuxcutError(f"{path}: file not found (expected the pipeline's params file)") from None
+    except yaml.YAMLError as exc:
+        raise AuxcutError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise AuxcutError(f"{path}: expected a mapping of params at the top level")
+    try:
+        return Params.model_validate(_coerce_floats(raw, Params))
+    except AuxcutError as exc:  # a check across sections: already one line naming the params
+        raise AuxcutError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key}: unknown param")
+            elif err["type"] == "missing":
+                problems.append(f"{key}: missing")
+            elif err["type"] == "value_error":  # our own validators' messages, which say what was given
+                problems.append(f"{key}: {str(err['ctx']['error'])}")
+            else:
+                problems.append(f"{key}: {err['msg'].lower()} (got {err.get('input')!r})")
+        raise AuxcutError(f"{path}: " + "; ".join(problems)) from None

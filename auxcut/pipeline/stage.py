@@ -1,0 +1,73 @@
+"""What every stage script shares: validated params, one-line errors, metrics files, tracking."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auxcut import AuxcutError
+from auxcut.core import paths
+from auxcut.core.io import save_figure, write_csv, write_json
+from auxcut.pipeline.params import Params, load_params
+from auxcut.core.tracking import Tracker, is_main_process, project_root
+
+
+class Stage:
+    def __init__(self, name: str, params: Params, tracker: Tracker) -> None:
+        self.name, self.params, self.tracker = name, params, tracker
+        self.started = time.perf_counter()
+        self.is_main = is_main_process()  # False in torchrun's other workers: they train, rank 0 writes the outputs
+
+    def data_path(self, value: str) -> Path | None:
+        """A data path param: absolute, or relative to the user's repository (also from DVC temp copies)."""
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else project_root() / path
+
+    def log_params(self, **sections: Any) -> None:
+        self.tracker.log_params({k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in sections.items()})
+
+    def log_history(self, rows: list[dict[str, float]], path: Path) -> None:
+        """Per-epoch training curves: a CSV for `dvc plots` and metric history in MLflow."""
+        write_csv(path, pd.DataFrame(rows))
+        for row in rows:
+            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+
+    def save_plot(self, path: Path, figure: Any) -> None:
+        save_figure(path, figure)
+        self.tracker.log_artifact(path, "plots")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path:
+        """metrics/<stage>.json (with the stage's wall time), also logged to MLflow."""
+        metrics = {**metrics, "seconds": round(time.perf_counter() - self.started, 3)}
+        path = paths.METRICS / f"{self.name}.json"
+        write_json(path, metrics)
+        self.tracker.log_metrics(metrics)
+        self.tracker.log_artifact(path, "metrics")
+        return path
+
+
+def run_stage(name: str, body: Callable[[Stage], None]) -> None:
+    """Run a stage body; a user-facing problem exits 2 with one line naming what and where."""
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation chatter, not the user's problem
+    try:
+        params = load_params("params.yaml")
+        tracker = Tracker(name, params.tracking.required)  # with tracking off it stays a no-op: MLflow is not imported
+        run = (tracker.run(Path.cwd(), params.data.source, params.tracking.experiment) if params.tracking.enabled
+               else contextlib.nullcontext(tracker))
+        with run:
+            body(Stage(name, params, tracker))
+    except AuxcutError as exc:
+        print(f"auxcut {name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"auxcut {name}: interrupted", file=sys.stderr)
+        sys.exit(130)

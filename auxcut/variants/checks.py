@@ -1,0 +1,61 @@
+"""Checks of the heads variants' params (the aux as a head, attribute heads, early exits) against the data: the
+classes and attributes a built-in source has, and coarse groupings. auxcut.pipeline.params runs them when
+params.yaml is read, so a bad combination is one line before any stage trains anything."""
+
+from __future__ import annotations
+
+import math
+from auxcut import AuxcutError
+from auxcut.data import faces
+
+DIGITS_CLASSES = [str(d) for d in range(10)]
+# The group attributes each built-in source gives every image (auxcut.data.sources); an image folder's come from its CSV.
+SOURCE_ATTRIBUTES = {"digits": ["digit"], "utkface": ["age", "race", "gender"]}
+DERIVED_ATTRIBUTES = ["cut", "class"]  # the top cut's side (data/relabeled.csv) and the class itself
+
+
+def known_classes(source: str, scheme: str) -> list[str] | None:
+    """The class names a built-in source has, whatever its images (None for an image folder: its sub-folders)."""
+    if source == "digits":
+        return DIGITS_CLASSES
+    if source == "utkface":
+        return faces.class_names(scheme)
+    return None
+
+
+def conv_layers(image_size: int) -> int:
+    """The conv layers of a full-view ConvNet at this image size: two per block (auxcut.nets.models.ConvNet)."""
+    return 2 * max(1, int(math.log2(image_size / 4)))
+
+
+def prefix_groups(classes: list[str]) -> list[list[int]]:
+    """Classes grouped by their name before the first '/' (UTKFace: the age bucket), in order of first class."""
+    groups: dict[str, list[int]] = {}
+    for label, name in enumerate(classes):
+        groups.setdefault(name.split("/", 1)[0], []).append(label)
+    return list(groups.values())
+
+
+def check_groups(groups: list[list[int]], classes: list[str], key: str = "exits.groups") -> None:
+    """A coarse grouping must put every class in exactly one of at least two groups, and be coarser than the classes."""
+    flat = [c for group in groups for c in group]
+    missing = sorted(set(range(len(classes))) - set(flat))
+    extra = sorted({c for c in flat if not 0 <= c < len(classes)})
+    repeated = sorted({c for c in flat if flat.count(c) > 1})
+    if extra:
+        raise AuxcutError(f"{key} names classes {extra} but the data has {len(classes)} (0..{len(classes) - 1})")
+    if missing:
+        raise AuxcutError(f"{key} leaves classes {missing} out of every group ({len(classes)} classes: "
+                          f"each must be in exactly one group)")
+    if repeated:
+        raise AuxcutError(f"{key} puts classes {repeated} in more than one group")
+    if not 2 <= len(groups) < len(classes):
+        raise AuxcutError(f"{key} gives {len(groups)} groups for {len(classes)} classes: a coarse exit "
+                          f"needs at least 2 groups and fewer groups than classes")
+
+
+def check_attributes(names: list[str], available: list[str]) -> None:
+    unknown = [n for n in names if n not in available + DERIVED_ATTRIBUTES]
+    if unknown:
+        raise AuxcutError(f"attributes.names has {', '.join(unknown)}, not an attribute of this data "
+                          f"(expected some of: {', '.join(available + DERIVED_ATTRIBUTES)}; [] takes every one)")
