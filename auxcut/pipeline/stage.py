@@ -32,6 +32,10 @@ class Stage:
         path = Path(value).expanduser()
         return path if path.is_absolute() else project_root() / path
 
+    def say(self, message: str) -> None:
+        """One line of progress on stderr, named by the stage (the package's functions take it as their `say`)."""
+        print(f"auxcut {self.name}: {message}", file=sys.stderr)
+
     def log_params(self, **sections: Any) -> None:
         self.tracker.log_params({k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in sections.items()})
 

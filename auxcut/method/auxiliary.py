@@ -1,0 +1,166 @@
+"""The aux: one small binary CNN per cut of the tree, trained on the images of the cut's classes (params.yaml
+aux.mode separate, the seed method's aux), within a parameter budget of at least MIN_RATIO x fewer parameters than
+the base, all auxes together; each cut's aux is scored on its own images, per split, and against the base on test.
+
+aux.mode head trains the same cuts as heads on the base's backbone instead (auxcut.variants.joint_training); both
+return a Trained, which `summary` turns into metrics/train_aux.json.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auxcut import AuxcutError
+from auxcut.core import paths
+from auxcut.data import prepared
+from auxcut.method import objectives
+from auxcut.method.hierarchy import ClassTree
+from auxcut.nets import distributed, inference, training
+from auxcut.nets.models import ConvNet, ViewKind, count_parameters
+
+MIN_RATIO = 10  # the base has at least this many times the parameters of all auxes together
+
+
+class AuxSettings(Protocol):
+    """What training the aux reads of params.yaml `aux` (auxcut.pipeline.params.AuxParams)."""
+
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    augment: bool
+    objective: objectives.ObjectiveKind
+    strength: float
+    view: ViewKind
+    mode: str
+
+
+def check_budget(in_shape: tuple[int, int, int], width: int, view: ViewKind, n_nets: int, base_parameters: int) -> int:
+    """The auxes' parameters in all; an AuxcutError naming the widest aux.width that fits when they are too many."""
+    def total(w: int) -> int:
+        return n_nets * count_parameters(ConvNet(in_shape, 1, w, view))
+
+    asked = total(width)
+    if base_parameters / asked >= MIN_RATIO:
+        return asked
+    fits = next((w for w in range(width - 1, 0, -1) if base_parameters / total(w) >= MIN_RATIO), None)
+    hint = f"aux.width {fits} fits" if fits else "no aux.width fits: lower maxcut.depth or widen the base"
+    many = f"{n_nets} auxes (one per cut of the tree) of " if n_nets > 1 else ""
+    ratio = math.floor(100 * base_parameters / asked) / 100  # rounded down: just under 10x never reads "10.00x"
+    raise AuxcutError(f"params.yaml: aux.width={width} gives {many}{asked // n_nets:,} parameters, "
+                      f"{asked:,} in all: only {ratio:.2f}x fewer than the base's "
+                      f"{base_parameters:,}; the aux must be at least {MIN_RATIO}x smaller ({hint})")
+
+
+class Trained(NamedTuple):
+    """What either mode trained, as the outputs want it."""
+
+    models: list[ConvNet]  # models/aux.pt: the auxes, or the one net carrying the cut heads
+    aux_probs: np.ndarray  # (N, cuts) each cut's probability of side 1
+    class_probs: np.ndarray  # (N, K) what the stacked set is built on: the base's, or the joint net's class head
+    nodes: list[dict]  # per cut, its metrics
+    history: list[dict[str, float]]  # the root cut's (or the joint net's) training curve
+    parameters: int  # the auxes' parameters, or those the heads add to the base
+    predictor_nets: list[tuple[ConvNet, training.Task]]  # what the final predictor runs besides the base (separate)
+
+
+def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.ndarray, ds: prepared.Dataset) -> dict:
+    """One cut's aux (or cut head) scored on the images of its classes, per split, and against the base on test."""
+    under = targets >= 0
+    correct = (prob > 0.5) == (targets == 1)
+    split_idx = {s: ds.indices(s)[under[ds.indices(s)]] for s in prepared.SPLITS}
+    test = split_idx["test"]
+    return {"node": k,
+            "accuracy": {s: float(correct[i].mean()) if len(i) else None for s, i in split_idx.items()},
+            "majority_rate": {s: float(max(targets[i].mean(), 1 - targets[i].mean())) if len(i) else None
+                              for s, i in split_idx.items()},
+            "test": objectives.side_agreement(prob[test], base_side[test], targets[test])}
+
+
+def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base: ConvNet,
+                   base_probs: np.ndarray, node_probs: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   cfg: AuxSettings, seed: int, device: torch.device, is_main: bool,
+                   say: Callable[[str], None]) -> Trained | None:
+    """One small CNN per cut, on the images of the cut's classes: the seed method's aux. None in torchrun's other
+    processes, which train alongside rank 0 but leave predicting to it."""
+    in_shape = tuple(ds.images.shape[1:])
+    base_parameters = count_parameters(base)
+    aux_parameters = check_budget(in_shape, cfg.width, cfg.view, len(tree.nodes), base_parameters)
+    say(f"base {base_parameters:,} parameters, {len(tree.nodes)} aux(es) {aux_parameters:,} "
+        f"({base_parameters / aux_parameters:.1f}x fewer); objective {cfg.objective}, view {cfg.view}")
+    train_all, val_all = ds.indices("train"), ds.indices("val")
+    models, probs, nodes, histories = [], [], [], []  # per cut
+    for k in range(len(tree.nodes)):
+        targets = relabeled[f"node_{k}"].to_numpy()
+        under = targets >= 0  # the images of this cut's classes: the only ones it trains and is scored on
+        sides = np.maximum(targets, 0)  # the -1 of other cuts' images never reach the loss: they are not in train_idx
+        train_idx, val_idx = train_all[under[train_all]], val_all[under[val_all]]
+        if len(train_idx) == 0 or len(val_idx) == 0:
+            raise AuxcutError(f"{paths.RELABELED}: cut {k} has no train or val images; use fewer levels (maxcut.depth)")
+        base_side = objectives.base_side_probability(node_probs, tree.class_sides(k))
+        objective = objectives.make_objective(cfg.objective, cfg.strength, sides, base_side, train_idx)
+        training.seed_everything(seed + k, device)  # weight init is random too; the root is seeded as before trees
+        model = ConvNet(in_shape, 1, cfg.width, cfg.view)
+        desc = "train_aux" if len(tree.nodes) == 1 else f"train_aux node {k}"
+        result = training.fit(model, ds.images, sides, train_idx, val_idx, task="binary", mean=mean,
+                              std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                              weight_decay=cfg.weight_decay, patience=cfg.patience, augment=cfg.augment, seed=seed + k,
+                              device=device, desc=desc, objective=objective)
+        if not is_main:
+            continue
+        prob = training.predict_proba(result.model, ds.images, mean, std, task="binary", batch_size=cfg.batch_size,
+                                      device=device)
+        models.append(result.model)
+        probs.append(prob)
+        histories.append(result)
+        nodes.append({**node_metrics(k, prob, targets, base_side, ds), "classes": len(tree.nodes[k].classes),
+                      "parameters": count_parameters(result.model), "epochs_run": len(result.history),
+                      "best_epoch": result.best_epoch})
+    if not is_main:
+        return None
+    return Trained(models, np.column_stack(probs), base_probs, nodes, histories[0].history, aux_parameters,
+                   [(m, "binary") for m in models])
+
+
+def summary(out: Trained, cfg: AuxSettings, ds: prepared.Dataset, base: ConvNet, base_probs: np.ndarray,
+            mean: np.ndarray, std: np.ndarray, device: torch.device) -> dict:
+    """metrics/train_aux.json: the budget, the class accuracy the stacked set is built on, the predictor's inference
+    speed against the base alone (measured here on the same test images), the root cut's aux and every cut's."""
+    base_parameters = count_parameters(base)
+    nets = out.predictor_nets if cfg.mode == "head" else [(base, "multiclass"), *out.predictor_nets]
+    test = ds.indices("test")
+    rates = inference.images_per_second({"predictor": nets, "base": [(base, "multiclass")]}, ds.images[test], mean,
+                                        std, device)
+    labels = ds.samples["label"].to_numpy()[test]
+    root = out.nodes[0]
+    return {
+        "mode": cfg.mode,
+        "objective": cfg.objective,
+        "strength": cfg.strength,
+        "view": cfg.view,
+        "auxes": len(out.nodes),
+        "parameters": out.parameters,
+        "base_parameters": base_parameters,
+        "base_over_aux_parameters": base_parameters / out.parameters,
+        "processes": distributed.world().size,
+        # the class probabilities the stacked set is built on: the base's, or the joint net's class head
+        "class_accuracy": {"base": float((base_probs[test].argmax(1) == labels).mean()),
+                           "stacked_on": float((out.class_probs[test].argmax(1) == labels).mean())},
+        "inference": {"predictor_images_per_second": rates["predictor"], "base_images_per_second": rates["base"],
+                      "forward_passes": len(nets)},
+        # the root cut's aux, the seed method's one aux
+        "epochs_run": root["epochs_run"],
+        "best_epoch": root["best_epoch"],
+        "accuracy": root["accuracy"],
+        "majority_rate": root["majority_rate"],
+        "base_agreement": root["test"],
+        "nodes": out.nodes,
+    }
