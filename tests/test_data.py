@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -50,6 +51,22 @@ def test_bad_digits_csv_is_one_line(tmp_path):
         sources.prepare("digits", tmp_path / "nowhere.csv", "age_race", None, 8, SPLIT, seed=0)
 
 
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("nan", r"row 2, column 5: nan \(pixels are whole numbers 0-16\)"),
+     ("17", r"row 2, column 5: 17 \(pixels are whole numbers 0-16\)"),
+     ("11", r"row 2, column 65: 11 \(the digit is a whole number 0-9\)")],
+)
+def test_digits_csv_names_the_bad_cell(tmp_path, cell, message):
+    rows = [["0"] * 64 + ["3"] for _ in range(3)]
+    rows[1][64 if cell == "11" else 4] = cell
+    bad = tmp_path / "digits.csv"
+    bad.write_text("".join(",".join(row) + "\n" for row in rows))
+    with pytest.raises(AuxcutError, match=rf"data\.path: .*digits\.csv is not a digits CSV: {message}") as info:
+        sources.load_digits(bad, 8)
+    assert "\n" not in str(info.value)
+
+
 def test_digits_resize():
     ds = sources.prepare("digits", DIGITS, "age_race", None, 16, SPLIT, seed=0)
     assert ds.images.shape[1:] == (1, 16, 16)
@@ -66,9 +83,21 @@ def test_save_load_roundtrip(tmp_path):
     assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["images.npy", "meta.json", "samples.csv"]
 
 
-def test_load_missing_says_run_prepare(tmp_path):
-    with pytest.raises(AuxcutError, match="run the prepare stage"):
-        prepared.load(tmp_path / "nothing")
+def test_load_missing_says_run_prepare(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AuxcutError, match=r"data/prepared/meta\.json: not found \(stage prepare writes it: run `dvc repro prepare`\)"):
+        prepared.load(Path("data/prepared"))
+
+
+def test_truncated_prepared_images_name_the_file_and_the_stage(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds = sources.prepare("digits", DIGITS, "age_race", None, 8, SPLIT, seed=0, max_per_class=5)
+    prepared.save(ds, Path("data/prepared"))
+    images = Path("data/prepared/images.npy")
+    images.write_bytes(images.read_bytes()[:1000])  # a disk that filled up, a copy cut short
+    with pytest.raises(AuxcutError, match=r"^data/prepared/images\.npy: cannot be read \(ValueError: .*\); it may be "
+                                          r"truncated: re-run `dvc repro prepare`$"):
+        prepared.load(Path("data/prepared"))
 
 
 @pytest.mark.parametrize(
@@ -200,6 +229,49 @@ def test_imagefolder_with_and_without_groups(imagefolder, tmp_path):
         sources.prepare("imagefolder", imagefolder, "age_race", groups, 8, SPLIT, seed=0)
 
 
+def test_groups_csv_without_group_columns_groups_by_class(imagefolder):
+    """data/no_groups.csv, params.yaml's default: a dep of prepare that names a file, and no group attributes."""
+    from conftest import REPO
+
+    plain = sources.prepare("imagefolder", imagefolder, "age_race", REPO / "data" / "no_groups.csv", 8, SPLIT, seed=0)
+    assert plain.group_columns == ["group_class"]
+    assert (plain.samples["group_class"] == plain.samples["class_name"]).all()
+
+
+def test_groups_csv_with_groups_is_refused_for_a_source_with_its_own(tmp_path):
+    from conftest import REPO
+
+    digits = sources.prepare("digits", DIGITS, "age_race", REPO / "data" / "no_groups.csv", 8, SPLIT, seed=0)
+    assert digits.group_columns == ["group_digit"]
+    groups = tmp_path / "groups.csv"
+    groups.write_text("path,site\ndigits[0],A\n")
+    with pytest.raises(AuxcutError, match=r"data\.groups_csv: .*groups\.csv has group columns \(site\), but data\.source "
+                                          r"digits brings its own groups"):
+        sources.prepare("digits", DIGITS, "age_race", groups, 8, SPLIT, seed=0)
+
+
+def test_imagefolder_path_must_be_a_folder(imagefolder):
+    a_file = imagefolder / "cat" / "0.png"
+    with pytest.raises(AuxcutError, match=r"data\.path: .*0\.png is a file; data\.source imagefolder needs a folder"):
+        sources.prepare("imagefolder", a_file, "age_race", None, 8, SPLIT, seed=0)
+
+
+def test_imagefolder_with_one_class_is_refused_before_training(imagefolder):
+    for name in ("dog", "owl"):
+        for image in (imagefolder / name).iterdir():
+            image.unlink()
+        (imagefolder / name).rmdir()
+    with pytest.raises(AuxcutError, match=r"data\.path: .*folder has 1 class \(cat\); the method needs at least 2"):
+        sources.prepare("imagefolder", imagefolder, "age_race", None, 8, SPLIT, seed=0)
+
+
+def test_decompression_bomb_is_one_line(imagefolder, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # the 12x12 images stand in for a 20000x20000 one
+    with pytest.raises(AuxcutError, match=r"cat/0\.png: cannot read image \(DecompressionBombError: Image size \(144 "
+                                          r"pixels\) exceeds limit of 100 pixels, could be decompression bomb"):
+        sources.prepare("imagefolder", imagefolder, "age_race", None, 8, SPLIT, seed=0)
+
+
 def test_class_too_small_for_three_splits(imagefolder):
     for k in range(3):
         (imagefolder / "owl" / f"{k}.png").unlink()
@@ -231,3 +303,17 @@ def test_real_utkface_names():
 def test_too_few_images_for_the_split(utkface_fixture):
     with pytest.raises(AuxcutError, match=r"data\.split: 180 images in 30 classes cannot be split"):
         sources.prepare("utkface", utkface_fixture, "age_race_gender", None, 16, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
+
+
+def test_editing_the_groups_csv_makes_prepare_stale(tmp_path):
+    """data.groups_csv is a dep of prepare (dvc.yaml), as data.path is: fairness numbers by group cannot go stale."""
+    from conftest import copy_repository, repro, run
+
+    repo = tmp_path / "repo"
+    env = copy_repository(repo, data__groups_csv="groups.csv", tracking__enabled=False)
+    (repo / "groups.csv").write_text("path\n")  # no group columns: digits keeps its own groups
+    repro(repo, env, "prepare")
+    assert "up to date" in run(["dvc", "status", "prepare"], repo, env).stdout
+    (repo / "groups.csv").write_text("path\ndigits[0]\n")
+    status = run(["dvc", "status", "prepare"], repo, env)
+    assert status.returncode == 0 and re.search(r"modified:\s+groups\.csv", status.stdout), status.stdout + status.stderr

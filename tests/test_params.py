@@ -65,6 +65,27 @@ def _required_without_tracking(p):
     p["tracking"].update(enabled=False, required=True)
 
 
+def _empty_exit_group(p):
+    p["exits"]["groups"] = [[], list(range(10))]  # once summarised as "accuracy 1.000 at 51% of the FLOPs"
+
+
+def _fine_labels_with_tree_exits(p):
+    p["confusion"]["labels"] = "data/fine_labels.csv"
+    p["exits"]["groups"] = "tree"
+
+
+def _negative_seed(p):
+    p["seed"] = -1
+
+
+def _seed_numpy_cannot_take(p):
+    p["seed"] = 2**32
+
+
+def _no_groups_csv(p):
+    p["data"]["groups_csv"] = ""  # a dep of prepare in dvc.yaml, so it must name a file
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -79,6 +100,11 @@ def _required_without_tracking(p):
         (_whole_image_patch, r"occlusion\.patch_size: input should be less than 1 \(got 1\.0\)"),
         (_repeated_feature_kind, r"missing\.features: must not repeat, got \['missing', 'missing'\]"),
         (_required_without_tracking, r"tracking: required is true but enabled is false"),
+        (_empty_exit_group, r"exits\.groups: group 0 is empty"),
+        (_fine_labels_with_tree_exits, r"exits\.groups tree .*confusion\.labels data/fine_labels\.csv"),
+        (_negative_seed, r"seed: input should be greater than or equal to 0 \(got -1\)"),
+        (_seed_numpy_cannot_take, r"seed: input should be less than 4294967296 \(got 4294967296\)"),
+        (_no_groups_csv, r"data\.groups_csv: .*data/no_groups\.csv"),
     ],
 )
 def test_bad_param_is_named(tmp_path, params_dict, change, message):
@@ -116,3 +142,14 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_params(write(tmp_path, "seed: [1,\n"))
     with pytest.raises(AuxcutError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_a_repeated_key_is_refused_with_its_line(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("base:", "seed: 3\nbase:", 1)  # a second `seed` at top level
+    line = text.splitlines().index("seed: 3") + 1
+    with pytest.raises(AuxcutError, match=rf"params\.yaml: duplicate key 'seed' at line {line}") as info:
+        load_params(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+    nested = (REPO / "params.yaml").read_text().replace("  epochs: 40\n", "  epochs: 40\n  epochs: 4\n", 1)
+    with pytest.raises(AuxcutError, match=r"duplicate key 'epochs' at line \d+"):
+        load_params(write(tmp_path, nested))

@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from auxcut import AuxcutError
+from auxcut.core.paths import made_by
 
 
 @contextlib.contextmanager
@@ -43,6 +48,28 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unreadable(path: str | Path, exc: Exception) -> AuxcutError:
+    """One line for a pipeline file that is missing or cannot be read: the file, and the stage that writes it."""
+    stage = made_by(path)
+    rerun = f"run `dvc repro {stage}`" if stage else "run the stage that writes it"
+    if isinstance(exc, FileNotFoundError):
+        return AuxcutError(f"{path}: not found ({f'stage {stage} writes it: ' if stage else ''}{rerun})")
+    detail = str(exc).splitlines()[0] if str(exc) else "no data"
+    return AuxcutError(f"{path}: cannot be read ({exc.__class__.__name__}: {detail}); it may be truncated: re-{rerun}")
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Around the read of a stage's output: a missing, truncated or corrupt file (numpy's, pandas', torch's or
+    pickle's own errors) becomes one line naming it and the stage that writes it."""
+    try:
+        yield
+    except AuxcutError:
+        raise
+    except (OSError, ValueError, EOFError, RuntimeError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise unreadable(path, exc) from None
 
 
 def _jsonable(value: Any) -> Any:

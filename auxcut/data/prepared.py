@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auxcut import AuxcutError
-from auxcut.core.io import atomic_dir, read_json, save_npy, write_csv, write_json
+from auxcut.core.io import atomic_dir, read_json, reading, save_npy, write_csv, write_json
 
 SPLITS = ("train", "val", "test")
 
@@ -45,13 +44,14 @@ def save(data: Dataset, out_dir: Path) -> None:
 
 def load(out_dir: Path) -> Dataset:
     """Read a prepared data set; images are memory-mapped, so large sets stream from disk."""
-    try:
+    with reading(out_dir / "meta.json"):
         meta = read_json(out_dir / "meta.json")
+        classes, skipped = list(meta["classes"]), meta["skipped"]
+    with reading(out_dir / "samples.csv"):
         samples = pd.read_csv(out_dir / "samples.csv", dtype={"split": str})
+    with reading(out_dir / "images.npy"):
         images = np.load(out_dir / "images.npy", mmap_mode="r")
-    except FileNotFoundError as exc:
-        raise AuxcutError(f"{exc.filename}: not found (run the prepare stage first)") from None
-    return Dataset(images=images, samples=samples, classes=list(meta["classes"]), skipped=meta["skipped"])
+    return Dataset(images=images, samples=samples, classes=classes, skipped=skipped)
 
 
 def summary(data: Dataset) -> dict:

@@ -31,7 +31,8 @@ def decode_image(data: bytes | Path, size: int, channels: int, where: str) -> np
             img.draft(mode, (size, size))  # lets the JPEG decoder downscale while decoding
             img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # DecompressionBombError: an image so large that decoding it would take gigabytes, which Pillow refuses
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise AuxcutError(f"{where}: cannot read image ({exc.__class__.__name__}: {exc})") from None
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
@@ -44,10 +45,17 @@ def load_digits(path: Path, image_size: int) -> Dataset:
         table = np.loadtxt(path, delimiter=",", ndmin=2)
     except (OSError, ValueError, EOFError) as exc:
         raise AuxcutError(f"data.path: {path} is not a readable digits CSV ({exc.__class__.__name__}: {exc})") from None
-    pixels, labels = table[:, :-1], table[:, -1]
-    if table.shape[1] != 65 or not np.isin(pixels, np.arange(17)).all() or not np.isin(labels, np.arange(10)).all():
+    if table.shape[1] != 65:
         raise AuxcutError(f"data.path: {path} is not a digits CSV (expected rows of 64 pixel values 0-16 and a digit 0-9, "
                           f"got {table.shape[1]} columns)")
+    valid = np.isin(table, np.arange(17))  # a NaN is never valid
+    valid[:, -1] = np.isin(table[:, -1], np.arange(10))
+    if not valid.all():
+        row, column = np.argwhere(~valid)[0]
+        what = "the digit is a whole number 0-9" if column == 64 else "pixels are whole numbers 0-16"
+        raise AuxcutError(f"data.path: {path} is not a digits CSV: row {row + 1}, column {column + 1}: "
+                          f"{table[row, column]:g} ({what})")
+    pixels, labels = table[:, :-1], table[:, -1]
     images = (pixels.reshape(-1, 1, 8, 8) * (255.0 / 16.0)).round().astype(np.uint8)
     if image_size != images.shape[-1]:
         images = np.stack([resize_gray(img[0], image_size)[None] for img in images])
@@ -133,29 +141,41 @@ def load_utkface(path: Path, scheme: faces.ClassScheme, image_size: int, max_per
 
 def load_imagefolder(path: Path, groups_csv: Path | None, image_size: int) -> Dataset:
     """One sub-folder per class; optional CSV with a `path` column (relative to the root) and group columns."""
+    if not path.is_dir():
+        raise AuxcutError(f"data.path: {path} is a file; data.source imagefolder needs a folder with one sub-folder per class")
     class_dirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     files = [(f, i) for i, d in enumerate(class_dirs) for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise AuxcutError(f"data.path: {path} has no class sub-folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    classes = [d.name for d in class_dirs]
+    if len(classes) < 2:  # refused before any training: the confusion graph and its cut need two classes
+        raise AuxcutError(f"data.path: {path} has {len(classes)} class ({', '.join(classes)}); the method needs at "
+                          f"least 2, one sub-folder per class")
     images = np.stack([decode_image(f, image_size, 3, str(f)) for f, _ in tqdm(files, desc="decode images", unit="img", mininterval=2)])
     samples = pd.DataFrame({"source": [f.relative_to(path).as_posix() for f, _ in files], "label": [i for _, i in files]})
-    classes = [d.name for d in class_dirs]
-    if groups_csv is None:
+    groups = None if groups_csv is None else _read_groups(groups_csv)
+    if groups is None or len(groups.columns) == 1:  # no group columns: each image's group is its class
         samples["group_class"] = [classes[i] for i in samples["label"]]
     else:
-        samples = samples.merge(_read_groups(groups_csv, samples["source"]), on="source", how="left")
+        samples = samples.merge(_matched_groups(groups_csv, groups, samples["source"]), on="source", how="left")
     return Dataset(images, samples, classes)
 
 
-def _read_groups(groups_csv: Path, sources: pd.Series) -> pd.DataFrame:
+def _read_groups(groups_csv: Path) -> pd.DataFrame:
+    """The groups CSV: a `path` column and one column per group attribute (none in data/no_groups.csv)."""
     if not groups_csv.is_file():
         raise AuxcutError(f"data.groups_csv: {groups_csv} not found")
     try:
         groups = pd.read_csv(groups_csv, dtype=str)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise AuxcutError(f"data.groups_csv: {groups_csv} is not a readable CSV ({exc})") from None
-    if "path" not in groups.columns or len(groups.columns) < 2:
-        raise AuxcutError(f"data.groups_csv: {groups_csv} needs a 'path' column and at least one group column")
+    if "path" not in groups.columns:
+        raise AuxcutError(f"data.groups_csv: {groups_csv} needs a 'path' column (and one column per group attribute)")
+    return groups
+
+
+def _matched_groups(groups_csv: Path, groups: pd.DataFrame, sources: pd.Series) -> pd.DataFrame:
+    """The group columns of each image, as `group_<column>`; every image needs a row."""
     missing = sorted(set(sources) - set(groups["path"]))
     if missing:
         raise AuxcutError(f"data.groups_csv: {groups_csv} has no row for {len(missing)} image(s), e.g. {missing[0]!r}")
@@ -188,12 +208,19 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int,
     return split
 
 
-def prepare(source: str, path: Path | None, scheme: faces.ClassScheme, groups_csv: Path | None,
+def prepare(source: str, path: Path, scheme: faces.ClassScheme, groups_csv: Path | None,
             image_size: int, fractions: dict[str, float], seed: int, max_per_class: int = 0) -> Dataset:
-    """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits."""
-    if path is None or not path.exists():
+    """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits; images are
+    grouped by the groups CSV's columns (an image folder only), or by the source's own attributes."""
+    if not path.exists():
         wanted = "a digits CSV" if source == "digits" else "a directory or archive"
-        raise AuxcutError(f"data.path: {path or '(empty)'} does not exist (data.source={source} needs {wanted})")
+        raise AuxcutError(f"data.path: {path} does not exist (data.source={source} needs {wanted})")
+    if source != "imagefolder" and groups_csv is not None:
+        extra = [c for c in _read_groups(groups_csv).columns if c != "path"]
+        if extra:
+            raise AuxcutError(f"data.groups_csv: {groups_csv} has group columns ({', '.join(extra)}), but data.source "
+                              f"{source} brings its own groups and reads none from a CSV: set data.groups_csv to "
+                              f"data/no_groups.csv")
     if source == "digits":
         data = _subsample(load_digits(path, image_size), max_per_class, seed)
     elif source == "utkface":  # subsampled before decoding: the archive is large

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auxcut import AuxcutError
+from auxcut.core import paths
 from auxcut.variants import checks
 
 
@@ -46,10 +47,18 @@ class DataParams(_Strict):
     source: Literal["digits", "utkface", "imagefolder"]
     path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
     classes: Literal["age", "age_race", "age_race_gender"]
-    groups_csv: str
+    groups_csv: str  # a dep of prepare in dvc.yaml like `path`: data/no_groups.csv (no group columns) for none
     image_size: int = Field(ge=4, le=1024)
     max_per_class: int = Field(ge=0)
     split: SplitParams
+
+    @field_validator("groups_csv")
+    @classmethod
+    def _groups_csv_names_a_file(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must name a file, as dvc.yaml declares it a dep of prepare: data/no_groups.csv "
+                             "(a CSV with no group columns) for no group attributes")
+        return value
 
 
 class TrainParams(_Strict):
@@ -121,6 +130,14 @@ class ExitsParams(TrainParams):
             raise ValueError(f"thresholds must be in (0, 1], got {self.thresholds}")
         return self
 
+    @field_validator("groups")
+    @classmethod
+    def _no_empty_group(cls, value: str | list[list[int]]) -> str | list[list[int]]:
+        for index, group in enumerate(value if isinstance(value, list) else []):
+            if not group:  # an exit could answer a group no image is in, and be "right" every time
+                raise ValueError(f"group {index} is empty in {value}: each group names at least one class")
+        return value
+
 
 class OcclusionParams(_Strict):
     """Occluded copies of the test split (auxcut.variants.occlusion): the PMNIST cuts and random patches."""
@@ -191,7 +208,7 @@ class ValidateParams(_Strict):
 
 
 class Params(_Strict):
-    seed: int
+    seed: int = Field(ge=0, lt=2**32)  # numpy's and scikit-learn's seeds are unsigned 32-bit
     data: DataParams
     base: TrainParams
     aux: AuxParams
@@ -227,6 +244,10 @@ def check_combinations(p: Params) -> None:
         raise AuxcutError(f"exits.after {p.exits.after} reaches layer {p.exits.after[-1]}, but at "
                           f"data.image_size {p.data.image_size} the net has {layers} conv layers: an early exit sits "
                           f"after one of layers 1..{layers - 1}")
+    if p.exits.groups == "tree" and p.confusion.labels == str(paths.FINE_LABELS):
+        raise AuxcutError(f"exits.groups tree groups the data's classes by the tree of cuts, but confusion.labels "
+                          f"{p.confusion.labels} cuts the fine labels inside them: set exits.groups to prefix or a "
+                          f"list of groups, or confusion.labels to the given classes")
     classes = checks.known_classes(p.data.source, p.data.classes)
     if classes is not None:
         if p.exits.groups == "prefix":
@@ -261,11 +282,28 @@ def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: plain YAML keeps the last value
+    without a word (DVC refuses the file, so the stages and DVC would read different params)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise AuxcutError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; any problem becomes one AuxcutError line naming the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except AuxcutError as exc:
+        raise AuxcutError(f"{path}: {exc}") from None
     except FileNotFoundError:
         raise AuxcutError(f"{path}: file not found (expected the pipeline's params file)") from None
     except yaml.YAMLError as exc:

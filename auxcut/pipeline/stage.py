@@ -25,10 +25,8 @@ class Stage:
         self.started = time.perf_counter()
         self.is_main = is_main_process()  # False in torchrun's other workers: they train, rank 0 writes the outputs
 
-    def data_path(self, value: str) -> Path | None:
+    def data_path(self, value: str) -> Path:
         """A data path param: absolute, or relative to the user's repository (also from DVC temp copies)."""
-        if not value:
-            return None
         path = Path(value).expanduser()
         return path if path.is_absolute() else project_root() / path
 
