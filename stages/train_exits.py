@@ -15,7 +15,6 @@ from auxcut.core import paths  # noqa: E402
 from auxcut.nets import training  # noqa: E402
 from auxcut.method.hierarchy import ClassTree  # noqa: E402
 from auxcut.core.io import read_json, write_csv  # noqa: E402
-from auxcut.nets.models import count_parameters  # noqa: E402
 from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
@@ -39,47 +38,21 @@ def main(stage: Stage) -> None:
                           device=device, desc="train_exits")
     if not stage.is_main:
         return
-    outputs = exits.ExitOutputs.split(training.predict_proba(result.model, ds.images, mean, std, task=heads,
-                                                             batch_size=cfg.batch_size, device=device), heads.sizes)
-    exit_flops, full_flops = exits.flops_per_exit(result.model), exits.flops(base, tuple(base.arch["in_shape"]))
-    curves, full = {}, {}
-    for split in ("val", "test"):
-        rows = ds.indices(split)
-        curves[split] = exits.sweep(outputs.rows(rows), labels[rows], groups, exit_flops, full_flops, cfg.thresholds)
-        full[split] = float((outputs.fine[rows].argmax(1) == labels[rows]).mean())
-    point = exits.operating_point(curves["val"], full["val"])
-    picked = curves["test"].loc[point].to_dict()
-    curve = curves["test"].join(curves["val"][["accuracy", "coarse_right", "flops"]].add_prefix("val_"))
-    write_csv(paths.PLOTS / "exits" / "curve.csv", curve)
-    stage.save_plot(paths.PLOTS / "exits" / "curve.png",
-                    exits.plot_curve(curves["test"], point, full["test"], f"early exits ({cfg.groups if isinstance(cfg.groups, str) else 'given'} groups), test"))
+    probs = training.predict_proba(result.model, ds.images, mean, std, task=heads, batch_size=cfg.batch_size,
+                                   device=device)
+    outputs = exits.ExitOutputs.split(probs, heads.sizes)
+    scored = exits.score(outputs, labels, {s: ds.indices(s) for s in ("val", "test")}, groups,
+                         exits.flops_per_exit(result.model), exits.flops(base, tuple(base.arch["in_shape"])),
+                         cfg.thresholds)
+    grouping = cfg.groups if isinstance(cfg.groups, str) else "given"
+    write_csv(paths.PLOTS / "exits" / "curve.csv", scored.table())
+    stage.save_plot(paths.PLOTS / "exits" / "curve.png", exits.plot_curve(
+        scored.curves["test"], scored.point, scored.full["test"], f"early exits ({grouping} groups), test"))
     training.save_checkpoint(paths.EXITS_MODEL, result.model, mean=mean.tolist(), std=std.tolist(), classes=ds.classes)
     stage.log_history(result.history, paths.PLOTS / "exits" / "history.csv")
-    test = ds.indices("test")
-    base_accuracy = float((np.load(paths.BASE_PROBS)[test].argmax(1) == labels[test]).mean())
-    stage.write_metrics({
-        "groups": cfg.groups if isinstance(cfg.groups, str) else "given",
-        "backbone": cfg.backbone,
-        "after": cfg.after,
-        "exits": [{"after_layer": a, "groups": exits.group_names(g, ds.classes),
-                   "flops": exit_flops[e], "flops_ratio": exit_flops[e] / full_flops,
-                   "test_accuracy": float((outputs.coarse[e][test].argmax(1) == g[labels[test]]).mean())}
-                  for e, (a, g) in enumerate(zip(cfg.after, groups))],
-        "full_flops": full_flops,
-        "final_flops_ratio": exit_flops[-1] / full_flops,  # every exit is passed on the way to the fine answer
-        "exit_parameters": count_parameters(result.model.exits),
-        "base_parameters": count_parameters(base),
-        "epochs_run": len(result.history),
-        "best_epoch": result.best_epoch,
-        "base_accuracy": base_accuracy,
-        "full_accuracy": full,  # the final exit alone (the base itself with a frozen backbone)
-        "operating_point": {**{k: v for k, v in picked.items() if k.startswith("threshold_")},
-                            "picked_on": "val", "test": {k: picked[k] for k in
-                                                         ("accuracy", "coarse_share", "coarse_right", "fine_accuracy", "fine_right",
-                                                          "flops")}},
-        "aim": exits.aim(picked, full["test"]),
-        "frontier": exits.frontier(curves["test"]).to_dict(orient="records"),
-    })
+    stage.write_metrics({"groups": grouping, "backbone": cfg.backbone, "after": cfg.after,
+                         **exits.summary(scored, outputs, labels, ds.indices("test"), groups, ds.classes, cfg.after,
+                                         result, base, np.load(paths.BASE_PROBS))})
 
 
 if __name__ == "__main__":

@@ -136,6 +136,38 @@ def test_sweep_answers_at_the_first_sure_exit_and_picks_the_cheapest_point_on_va
     assert not aim["flops_at_most_60_percent"] and not aim["met"]
 
 
+def test_exits_are_scored_on_test_at_the_point_picked_on_val():
+    labels = np.tile([0, 1, 2, 3], 2)  # rows 0..3 val, 4..7 test
+    groups = [np.array([0, 0, 1, 1])]
+    val_coarse = np.array([[0.95, 0.05], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3]])  # as in the sweep test above
+    test_coarse = np.array([[0.95, 0.05], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]])  # on test every coarse answer is right
+    fine = np.eye(4)[[0, 1, 2, 2, 0, 1, 2, 2]] * 0.9 + 0.025
+    outputs = exits.ExitOutputs([np.vstack([val_coarse, test_coarse])], fine)
+    split = {"val": np.arange(4), "test": np.arange(4, 8)}
+    scored = exits.score(outputs, labels, split, groups, [30, 110], 100, [0.5, 0.75, 0.9])
+    assert scored.full == {"val": 0.75, "test": 0.75}
+    assert scored.curves["val"].loc[scored.point, "threshold_1"] == 0.75  # picked on val: 0.5 is wrong too often there
+    table = scored.table()
+    assert table.loc[scored.point, "val_coarse_right"] == 1 and table.loc[scored.point, "val_flops"] == pytest.approx(0.7)
+    assert list(table["accuracy"]) == list(scored.curves["test"]["accuracy"])
+    torch.manual_seed(0)
+    base = ConvNet((3, 32, 32), 4, 8)
+    fitted = training.FitResult(exits.from_base(base, [2], [2], 8, frozen=True), 2, [{"epoch": 1}, {"epoch": 2}])
+    base_probs = np.eye(4)[[0, 1, 2, 3, 0, 1, 3, 3]]  # wrong on one test image
+    metrics = exits.summary(scored, outputs, labels, split["test"], groups, ["a", "b", "c", "d"], [2], fitted, base,
+                            base_probs)
+    point = metrics["operating_point"]
+    assert point["threshold_1"] == 0.75 and point["picked_on"] == "val"
+    # reported with the test curve's columns at that row: on test, 0.75 lets three images out coarse (on val two)
+    assert point["test"] == scored.curves["test"].loc[scored.point, list(point["test"])].to_dict()
+    assert point["test"]["coarse_share"] == 0.75 and point["test"]["coarse_right"] == 1
+    assert metrics["exits"] == [{"after_layer": 2, "groups": ["a+b", "c+d"], "flops": 30, "flops_ratio": 0.3,
+                                 "test_accuracy": 1.0}]
+    assert metrics["base_accuracy"] == 0.75 and metrics["full_accuracy"] == scored.full
+    assert metrics["exit_parameters"] == count_parameters(fitted.model.exits) and metrics["epochs_run"] == 2
+    assert metrics["aim"] == exits.aim(scored.picked, 0.75)
+
+
 def _params_with(tmp_path, change) -> str:
     raw = yaml.safe_load(open("params.yaml"))
     change(raw)

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from auxcut import AuxcutError
 from auxcut.nets import training
 from auxcut.method.hierarchy import ClassTree
-from auxcut.nets.models import ConvNet
+from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.variants.checks import check_groups, prefix_groups
 
 # The aim of issue 11, and the rule that picks the operating point on val: within this much of the full-depth fine
@@ -268,3 +268,61 @@ def aim(point: dict[str, Any], full_accuracy: float) -> dict[str, Any]:
               "coarse_right_at_least_90_percent": coarse_right is None or not np.isfinite(coarse_right)
               or coarse_right >= AIM_COARSE_RIGHT}
     return {**{k: bool(v) for k, v in checks.items()}, "met": bool(all(checks.values()))}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The threshold sweep on val and on test, the final exit alone on each, and the row picked on val."""
+
+    curves: dict[str, pd.DataFrame]  # "val", "test": sweep's rows
+    full: dict[str, float]  # the final exit's fine accuracy (the base itself with a frozen backbone)
+    point: int  # operating_point on val, a row of both curves
+    exit_flops: list[int]  # flops_per_exit
+    full_flops: int  # the plain base's
+
+    @property
+    def picked(self) -> dict[str, Any]:
+        return self.curves["test"].loc[self.point].to_dict()
+
+    def table(self) -> pd.DataFrame:
+        """plots/exits/curve.csv: the test curve beside the val columns the point was picked on."""
+        return self.curves["test"].join(self.curves["val"][["accuracy", "coarse_right", "flops"]].add_prefix("val_"))
+
+
+def score(outputs: ExitOutputs, labels: np.ndarray, splits: dict[str, np.ndarray], groups: list[np.ndarray],
+          exit_flops: list[int], full_flops: int, thresholds: list[float]) -> Scored:
+    """Sweep the thresholds on the val and test rows (`splits`), and pick the operating point on val."""
+    curves, full = {}, {}
+    for split in ("val", "test"):
+        rows = splits[split]
+        curves[split] = sweep(outputs.rows(rows), labels[rows], groups, exit_flops, full_flops, thresholds)
+        full[split] = float((outputs.fine[rows].argmax(1) == labels[rows]).mean())
+    return Scored(curves, full, operating_point(curves["val"], full["val"]), exit_flops, full_flops)
+
+
+def summary(scored: Scored, outputs: ExitOutputs, labels: np.ndarray, test: np.ndarray, groups: list[np.ndarray],
+            classes: list[str], after: list[int], fitted: training.FitResult, base: ConvNet,
+            base_probs: np.ndarray) -> dict[str, Any]:
+    """metrics/train_exits.json past its params: each exit's groups, cost and accuracy on test, the net's training,
+    the base's and the final exit's accuracy, the operating point picked on val with its test columns, the aim there,
+    and the test frontier."""
+    picked, exit_flops, full_flops = scored.picked, scored.exit_flops, scored.full_flops
+    return {
+        "exits": [{"after_layer": a, "groups": group_names(g, classes),
+                   "flops": exit_flops[e], "flops_ratio": exit_flops[e] / full_flops,
+                   "test_accuracy": float((outputs.coarse[e][test].argmax(1) == g[labels[test]]).mean())}
+                  for e, (a, g) in enumerate(zip(after, groups))],
+        "full_flops": full_flops,
+        "final_flops_ratio": exit_flops[-1] / full_flops,  # every exit is passed on the way to the fine answer
+        "exit_parameters": count_parameters(fitted.model.exits),
+        "base_parameters": count_parameters(base),
+        "epochs_run": len(fitted.history),
+        "best_epoch": fitted.best_epoch,
+        "base_accuracy": float((base_probs[test].argmax(1) == labels[test]).mean()),
+        "full_accuracy": scored.full,  # the final exit alone (the base itself with a frozen backbone)
+        "operating_point": {**{k: v for k, v in picked.items() if k.startswith("threshold_")}, "picked_on": "val",
+                            "test": {k: picked[k] for k in ("accuracy", "coarse_share", "coarse_right",
+                                                            "fine_accuracy", "fine_right", "flops")}},
+        "aim": aim(picked, scored.full["test"]),
+        "frontier": frontier(scored.curves["test"]).to_dict(orient="records"),
+    }
