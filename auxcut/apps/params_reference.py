@@ -94,22 +94,26 @@ def _field_comments(cls: type) -> dict[str, str]:
     return out
 
 
-def _checks(cls: type[BaseModel]) -> list[str]:
-    """What a section's own validators check, from the messages they raise (up to the value they quote)."""
-    found = []
-    for decorator in cls.__pydantic_decorators__.model_validators.values():
-        tree = ast.parse(textwrap.dedent(inspect.getsource(decorator.func)))
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args
-                    and getattr(node.exc.func, "id", "") == "ValueError"):
-                message = node.exc.args[0]
-                parts = message.values if isinstance(message, ast.JoinedStr) else [message]
-                text = ""
-                for part in parts:
-                    if not isinstance(part, ast.Constant):
-                        break
-                    text += part.value
-                found.append(re.split(r",? \(?got\b", text)[0].strip(" ,:"))
+def _raised_messages(func: typing.Callable) -> list[str]:
+    """The ValueError messages a validator raises, a quoted value shown as … and a trailing "got …" left out."""
+    messages = []
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(func)))):
+        if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args
+                and getattr(node.exc.func, "id", "") == "ValueError"):
+            message = node.exc.args[0]
+            parts = message.values if isinstance(message, ast.JoinedStr) else [message]
+            text = "".join(part.value if isinstance(part, ast.Constant) else "…" for part in parts)
+            messages.append(re.split(r",? \(?got\b", text)[0].strip(" ,:"))
+    return messages
+
+
+def _checks(cls: type[BaseModel], prefix: str) -> list[str]:
+    """What a section's own validators check, from the messages they raise: across its fields, then per field."""
+    decorators = cls.__pydantic_decorators__
+    found = [m for d in decorators.model_validators.values() for m in _raised_messages(d.func)]
+    for decorator in decorators.field_validators.values():
+        fields = ", ".join(f"`{prefix}{name}`" for name in decorator.info.fields)
+        found += [f"{fields}: {m}" for m in _raised_messages(decorator.func)]
     return found
 
 
@@ -162,21 +166,28 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _is_section(annotation: typing.Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _sections(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """(key, model) of the nested sections of a model, in schema order."""
     return [(field.alias or name, field.annotation) for name, field in model.model_fields.items()
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
+            if _is_section(field.annotation)]
 
 
-def _leaves(model: type[BaseModel], prefix: str) -> list[tuple[str, str, typing.Any]]:
-    """(dotted key, field name, FieldInfo) of every leaf under a section, nested sections flattened."""
+def _leaves(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseModel], str, typing.Any]]:
+    """(dotted key, the model that holds it, field name, FieldInfo) of every leaf of a model, nested ones flattened."""
     out = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            out += _leaves(field.annotation, key + ".")
-        else:
-            out.append((key, name, field))
+        out += _leaves(field.annotation, key + ".") if _is_section(field.annotation) else [(key, model, name, field)]
     return out
+
+
+def _models_under(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseModel]]]:
+    """A section's model and its nested sections' models, each with the dotted prefix of its keys."""
+    return [(prefix, model)] + [m for key, sub in _sections(model) for m in _models_under(sub, f"{prefix}{key}.")]
 
 
 def _get(values: dict, dotted: str) -> typing.Any:
@@ -190,23 +201,14 @@ def params_reference(params_path: str | Path = "params.yaml") -> str:
     text = Path(params_path).read_text()
     values = yaml.safe_load(text)
     comments = yaml_comments(text)
-    # A section of a subclass (aux: AuxParams(TrainParams)) inherits the meaning of a field its parent's section states.
-    section_of_class = {cls: key for key, cls in _sections(schema.Params)}
+    section_of_class = {model: key for key, model in _sections(schema.Params)}
 
-    def meaning(section_cls: type, key: str, name: str) -> str:
-        if comments.get(key):
-            return comments[key]
-        for cls in section_cls.__mro__:
-            if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or name not in cls.__dict__.get(
-                    "__annotations__", {}):
-                continue
-            own = _field_comments(cls).get(name)
-            if own:
-                return own
-            parent_key = section_of_class.get(cls)
-            if cls is not section_cls and parent_key and comments.get(f"{parent_key}.{name}"):
-                return comments[f"{parent_key}.{name}"]
-        return GLOSS.get(name, "")
+    def meaning(holder: type[BaseModel], key: str, name: str) -> str:
+        """The comment beside the key in params.yaml; else beside the field in the schema; else beside the same key
+        of the section whose class declares the field (aux.patience: base.patience, both TrainParams); else a gloss."""
+        declaring = next(c for c in holder.__mro__ if name in vars(c).get("__annotations__", {}))
+        inherited = comments.get(f"{section_of_class[declaring]}.{name}") if declaring in section_of_class else ""
+        return comments.get(key) or _field_comments(declaring).get(name) or inherited or GLOSS.get(name, "")
 
     lines = ["# Params reference", "",
              f"Generated from the params schema (`auxcut/pipeline/params.py`) and the values and comments of "
@@ -216,46 +218,26 @@ def params_reference(params_path: str | Path = "params.yaml") -> str:
              "Params that are each fine but wrong together are checked when any stage starts, before any training "
              "(`auxcut.pipeline.params.check_combinations`); bad values are one line naming the key, e.g. "
              "`params.yaml: base.epochs: input should be a valid integer (got 'ten')`.", ""]
-    top = [(name, field) for name, field in schema.Params.model_fields.items()
-           if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel))]
-    groups: list[tuple[str, type[BaseModel] | None, list]] = [("top level", None, [(n, n, f) for n, f in top])]
-    groups += [(key, cls, _leaves(cls, key + ".")) for key, cls in _sections(schema.Params)]
-    for title, cls, leaves in groups:
-        lines += [f"## `{title}`" if cls is not None else f"## {title}", ""]
-        if cls is not None and comments.get(title):
+    top_level = [leaf for leaf in _leaves(schema.Params, "") if "." not in leaf[0]]
+    groups = [("top level", None, top_level)]
+    groups += [(key, model, _leaves(model, key + ".")) for key, model in _sections(schema.Params)]
+    for title, model, leaves in groups:
+        lines += [f"## `{title}`" if model else f"## {title}", ""]
+        if model and comments.get(title):
             lines += [f"In params.yaml: {comments[title]}", ""]
-        if cls is not None and cls.__doc__ and cls.__doc__ is not BaseModel.__doc__:
-            lines += [inspect.cleandoc(cls.__doc__).replace("\n", " "), ""]
+        if model and vars(model).get("__doc__"):
+            lines += [inspect.cleandoc(model.__doc__).replace("\n", " "), ""]
         lines += ["| key | type and bounds | value | meaning |", "| --- | --- | --- | --- |"]
-        checks: list[str] = []
-        for key, name, field in leaves:
-            section_cls = cls
-            if cls is not None and key.count(".") > 1:  # a nested section (data.split): its own class
-                section_cls = _get_model(cls, key.split(".")[1:-1])
+        for key, holder, name, field in leaves:
             kind = describe_type(field.annotation)
             bounds = describe_bounds(field.metadata, field.annotation)
-            own_meaning = meaning(section_cls, key, name) if section_cls is not None else (
-                comments.get(key) or _field_comments(schema.Params).get(name, ""))
             lines.append(f"| `{key}` | {_cell(kind + (f'; {bounds}' if bounds else ''))} | "
-                         f"`{_cell(_value(_get(values, key)))}` | {_cell(own_meaning)} |")
-        for model in _models_under(cls):
-            checks += _checks(model)
+                         f"`{_cell(_value(_get(values, key)))}` | {_cell(meaning(holder, key, name))} |")
+        checks = [c for prefix, sub in (_models_under(model, f"{title}.") if model else []) for c in _checks(sub, prefix)]
         if checks:
-            lines += ["", "Checked together: " + "; ".join(checks) + "."]
+            lines += ["", "Also checked: " + "; ".join(checks) + "."]
         lines.append("")
     return "\n".join(lines)
-
-
-def _get_model(cls: type[BaseModel], path: list[str]) -> type[BaseModel]:
-    for part in path:
-        cls = cls.model_fields[part].annotation
-    return cls
-
-
-def _models_under(cls: type[BaseModel] | None) -> list[type[BaseModel]]:
-    if cls is None:
-        return []
-    return [cls] + [m for _, sub in _sections(cls) for m in _models_under(sub)]
 
 
 def main() -> int:
