@@ -94,6 +94,12 @@ def test_readme_is_short_with_a_results_row_per_system():
         assert reports and all((REPO / r).is_file() for r in reports), row[5]
 
 
+def test_architecture_page_names_every_layer():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    layers = sorted(p.parent.name for p in (REPO / "auxcut").glob("*/__init__.py"))
+    assert [name for name in layers if f"`auxcut/{name}`" not in page] == [], "docs/architecture.md: add the new layer"
+
+
 def test_readme_links_reach_files():
     """MkDocs checks the links inside docs/; the README's own (to docs/ and reports/) are checked here."""
     targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text())
