@@ -110,6 +110,26 @@ def test_exit_net_counts_flops_up_to_each_exit_and_freezes_the_base():
     torch.testing.assert_close(again.eval()(x), net.eval()(x))
 
 
+def test_flops_are_the_hand_count_of_the_convolutions_and_linear_layers():
+    """2 * Cin * Cout * k^2 * H * W per 3x3 conv, 2 * in * out per linear layer (biases, batch norm, ReLU and pooling
+    are not counted): the base's full depth, and each exit's cost, which adds the exit branches on the way."""
+    def conv(c_in, c_out, side):
+        return 2 * c_in * c_out * 3 * 3 * side * side
+
+    def linear(n_in, n_out):
+        return 2 * n_in * n_out
+
+    base = ConvNet((3, 16, 16), 6, 4)  # two blocks: 3 -> 4 -> 4 channels at 16x16, 4 -> 8 -> 8 at 8x8, then 8 -> 6
+    full = conv(3, 4, 16) + conv(4, 4, 16) + conv(4, 8, 8) + conv(8, 8, 8) + linear(8, 6)
+    assert full == 239_712 and exits.flops(base, (3, 16, 16)) == full
+    net = exits.from_base(base, [1, 3], [2, 3], 5, frozen=True)
+    branch_1 = conv(4, 5, 8) + linear(5, 2)  # after layer 1: pooled from 16x16 to 8x8, then one conv to 5 channels
+    branch_3 = conv(8, 5, 8) + linear(5, 3)  # after layer 3: already 8x8
+    assert exits.flops_per_exit(net) == [conv(3, 4, 16) + branch_1,
+                                         conv(3, 4, 16) + conv(4, 4, 16) + conv(4, 8, 8) + branch_1 + branch_3,
+                                         full + branch_1 + branch_3]
+
+
 def test_sweep_answers_at_the_first_sure_exit_and_picks_the_cheapest_point_on_val():
     labels = np.array([0, 1, 2, 3])
     groups = [np.array([0, 0, 1, 1])]

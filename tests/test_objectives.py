@@ -126,6 +126,11 @@ def test_views_shape_what_the_net_sees(view):
     assert {"full": (3, 64, 64), "gray": (1, 64, 64), "low": (3, 32, 32), "center": (3, 32, 32)}[view] == seen.shape[1:]
     if view == "center":
         assert torch.equal(seen, x[:, :, 16:48, 16:48])
+    if view == "gray":  # the mean of the three channels
+        torch.testing.assert_close(seen[:, 0], (x[:, 0] + x[:, 1] + x[:, 2]) / 3)
+    if view == "low":  # each output pixel the mean of its 2x2 block
+        blocks = x[:, :, ::2, ::2] + x[:, :, 1::2, ::2] + x[:, :, ::2, 1::2] + x[:, :, 1::2, 1::2]
+        torch.testing.assert_close(seen, blocks / 4)
     model = ConvNet((3, 64, 64), 1, 4, view)
     assert model(x).shape == (2, 1) and model.arch["view"] == view
     # a view has no parameters of its own; gray saves the first convolution's colour weights

@@ -77,6 +77,27 @@ def test_binary_task_and_early_stopping(digits):
     assert result.best["val_loss"] == min(row["val_loss"] for row in result.history)
 
 
+def test_early_stopping_keeps_the_best_epochs_weights(digits):
+    """A net shown 50 images (8 times an epoch) overfits them: training stops `patience` epochs after the best val
+    loss, and the model returned has that epoch's weights, not the last ones."""
+    labels = digits.samples["label"].to_numpy()
+    train, val = np.tile(digits.indices("train")[:50], 8), digits.indices("val")
+    mean, std = training.channel_stats(digits.images, train[:50])
+    device = training.pick_device()
+    training.seed_everything(0, device)
+    epochs, patience = 30, 3
+    result = training.fit(ConvNet((1, 8, 8), 10, 32), digits.images, labels, train, val, task="multiclass", mean=mean,
+                          std=std, epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=patience, seed=0,
+                          device=device, desc="test")
+    assert len(result.history) == result.best_epoch + patience < epochs
+    assert result.best["val_loss"] == min(row["val_loss"] for row in result.history)
+    assert result.history[-1]["val_loss"] > result.best["val_loss"] * 1.001  # the last weights are told apart below
+    probs = training.predict_proba(result.model, digits.images[val], mean, std, task="multiclass", batch_size=64,
+                                   device=device)
+    val_loss = float(np.mean(-np.log(probs[np.arange(len(val)), labels[val]])))
+    assert val_loss == pytest.approx(result.best["val_loss"], rel=1e-4)
+
+
 def test_divergence_is_a_clear_error(digits):
     train, val = digits.indices("train"), digits.indices("val")
     mean, std = training.channel_stats(digits.images, train)
@@ -130,6 +151,12 @@ def test_augmented_training_runs_and_stays_deterministic(digits):
                                     epochs=2, batch_size=64, lr=0.003, weight_decay=0.0, patience=5, seed=0,
                                     device=training.pick_device(), desc="test", augment=True))
     assert results[0].history == results[1].history
+    training.seed_everything(0, training.pick_device())
+    plain = training.fit(ConvNet((1, 8, 8), 10, 8), digits.images, labels, train, val, task="multiclass", mean=mean,
+                         std=std, epochs=2, batch_size=64, lr=0.003, weight_decay=0.0, patience=5, seed=0,
+                         device=training.pick_device(), desc="test", augment=False)
+    for row, augmented in zip(plain.history, results[0].history):  # the same seed and batches, other images
+        assert row["train_loss"] != augmented["train_loss"] and row["val_loss"] != augmented["val_loss"]
 
 
 def test_heads_skip_missing_labels_and_learn_each_head(digits):
