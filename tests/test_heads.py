@@ -4,6 +4,8 @@ that are wrong together."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,33 @@ def test_hidden_labels_are_seeded_nested_per_attribute_and_train_only():
     assert not np.array_equal(half[:, 0] == -1, half[:, 1] == -1)  # each attribute draws on its own
     np.testing.assert_array_equal(half, attributes.hide(codes, train, 0.5, seed=1))
     assert (attributes.hide(codes, train, 0.0, seed=1) == codes).all()
+
+
+def test_shared_heads_and_separate_nets_see_the_same_labels_and_are_scored_on_test():
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([np.arange(48) % 2, np.arange(48) % 3])  # two attributes: a side and a 3-way class
+    images = rng.integers(0, 60, size=(48, 1, 8, 8)).astype(np.uint8)
+    images[:, 0, :4, :4] += (80 * codes[:, 0]).astype(np.uint8)[:, None, None]
+    images[:, 0, 4:, 4:] += (60 * codes[:, 1]).astype(np.uint8)[:, None, None]
+    attrs = attributes.Attributes(["side", "kind"], [["a", "b"], ["x", "y", "z"]], codes)
+    train, val, test = np.arange(24), np.arange(24, 36), np.arange(36, 48)
+    cfg = SimpleNamespace(width=2, epochs=2, batch_size=8, lr=0.01, weight_decay=0.0, patience=5, augment=False)
+    mean, std, cpu, said = np.array([0.2]), np.array([0.3]), torch.device("cpu"), []
+    shared, row = attributes.compare(images, attrs, train, val, test, 0.5, cfg, "full", 0, mean, std, cpu, True,
+                                     said.append)
+    hidden = attributes.hide(codes, train, 0.5, 0) == training.MISSING
+    assert row["known_train_labels"] == {"side": int((~hidden[train, 0]).sum()), "kind": int((~hidden[train, 1]).sum())}
+    probs = training.Heads((2, 3)).split_probs(training.predict_proba(shared, images[test], mean, std,
+                                                                      task=training.Heads((2, 3)), batch_size=8,
+                                                                      device=cpu))
+    for a, name in enumerate(attrs.names):  # scored on test only
+        assert row["shared"]["accuracy"][name] == float((probs[a].argmax(1) == codes[test, a]).mean())
+    assert row["majority"] == {"side": 0.5, "kind": 4 / 12}
+    assert row["shared"]["parameters"] == count_parameters(shared) == count_parameters(ConvNet((1, 8, 8), 5, 2))
+    assert row["separate"]["parameters"] == sum(count_parameters(ConvNet((1, 8, 8), k, 2)) for k in (2, 3))
+    assert len(said) == 1 and said[0].startswith("50% hidden: side ")
+    assert attributes.compare(images, attrs, train, val, test, 0.5, cfg, "full", 0, mean, std, cpu, False,
+                              said.append) is None  # torchrun's other processes: trained, not scored
 
 
 def test_attribute_table_takes_the_groups_and_the_cut():

@@ -27,16 +27,9 @@ from auxcut.nets.models import ConvNet, ViewKind, count_parameters
 MIN_RATIO = 10  # the base has at least this many times the parameters of all auxes together
 
 
-class AuxSettings(Protocol):
+class AuxSettings(training.TrainSettings, Protocol):
     """What training the aux reads of params.yaml `aux` (auxcut.pipeline.params.AuxParams)."""
 
-    width: int
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    patience: int
-    augment: bool
     objective: objectives.ObjectiveKind
     strength: float
     view: ViewKind

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from auxcut import AuxcutError
 from auxcut.nets import distributed
-from auxcut.core.io import atomic_path
+from auxcut.core.io import atomic_path, reading
 from auxcut.nets.models import ConvNet, build
 
 
@@ -208,6 +208,19 @@ class FitResult:
         return self.history[self.best_epoch - 1]
 
 
+class TrainSettings(Protocol):
+    """A net's training params as the package's training functions read them (params.yaml base, aux, attributes,
+    exits: auxcut.pipeline.params.TrainParams)."""
+
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    augment: bool
+
+
 def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
         task: Task, mean: np.ndarray, std: np.ndarray, epochs: int, batch_size: int, lr: float,
         weight_decay: float, patience: int, seed: int, device: torch.device, desc: str,
@@ -344,9 +357,8 @@ def load_checkpoint(path: Path, builder: Callable[[dict[str, Any]], nn.Module] =
                     ) -> tuple[list[ConvNet], dict[str, Any]]:
     """The models a checkpoint holds (in the order saved) and its whole state (`mean`, `std`, ...); `builder` makes
     an empty model from a saved arch (a ConvNet unless told otherwise, e.g. auxcut.variants.exits.build for early exits)."""
-    if not path.is_file():
-        raise AuxcutError(f"{path}: model checkpoint not found (run the stage that trains it first)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with reading(path):  # missing or truncated: one line naming the stage that trains it
+        state = torch.load(path, map_location="cpu", weights_only=True)
     if "nets" not in state:
         raise AuxcutError(f"{path}: a checkpoint of an older auxcut (no 'nets'); run `dvc repro` to retrain it")
     models = []

@@ -9,13 +9,16 @@ same labels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from auxcut import AuxcutError
-from auxcut.nets import training
+from auxcut.nets import inference, training
+from auxcut.nets.models import ConvNet, ViewKind, count_parameters
 from auxcut.variants.checks import check_attributes
 
 
@@ -68,6 +71,56 @@ def paired_difference(a_right: np.ndarray, b_right: np.ndarray, z: float = 1.96)
     d = a_right.astype(np.float64) - b_right.astype(np.float64)
     half = z * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
     return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half)}
+
+
+def compare(images: np.ndarray, attrs: Attributes, train: np.ndarray, val: np.ndarray, test: np.ndarray,
+            fraction: float, cfg: training.TrainSettings, view: ViewKind, seed: int, mean: np.ndarray, std: np.ndarray,
+            device: torch.device, is_main: bool, say: Callable[[str], None]) -> tuple[ConvNet, dict] | None:
+    """With `fraction` of each attribute's train labels hidden: the shared net (a head per attribute) and one net per
+    attribute, on the same known labels, scored on test: accuracy, their paired difference, the majority rate,
+    parameters and speed. The shared net and the row of metrics/train_attributes.json's by_fraction; None in torchrun's
+    other processes, which train alongside rank 0 but leave the scoring to it."""
+    in_shape = tuple(images.shape[1:])
+    fit = dict(mean=mean, std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+               weight_decay=cfg.weight_decay, patience=cfg.patience, augment=cfg.augment, seed=seed, device=device)
+    heads = training.Heads(attrs.sizes)
+    test_images = images[test]  # only the test split is scored
+    targets = hide(attrs.codes, train, fraction, seed)
+    training.seed_everything(seed, device)
+    shared = training.fit(ConvNet(in_shape, sum(attrs.sizes), cfg.width, view), images, targets, train, val,
+                          task=heads, desc=f"train_attributes shared, {fraction:.0%} hidden", **fit).model
+    shared_probs = heads.split_probs(training.predict_proba(shared, test_images, mean, std, task=heads, batch_size=256,
+                                                            device=device))
+    separate, row = [], {"hidden": fraction, "shared": {"accuracy": {}}, "separate": {"accuracy": {}},
+                         "difference": {}, "majority": {}, "known_train_labels": {}}
+    for a, name in enumerate(attrs.names):
+        known = train[targets[train, a] != training.MISSING]
+        training.seed_everything(seed + 1 + a, device)
+        net = training.fit(ConvNet(in_shape, attrs.sizes[a], cfg.width, view), images, attrs.codes[:, a],
+                           known, val, task="multiclass", desc=f"train_attributes {name}, {fraction:.0%} hidden",
+                           **fit).model
+        separate.append(net)
+        probs = training.predict_proba(net, test_images, mean, std, task="multiclass", batch_size=256, device=device)
+        truth = attrs.codes[test, a]
+        shared_right, separate_right = shared_probs[a].argmax(1) == truth, probs.argmax(1) == truth
+        row["shared"]["accuracy"][name] = float(shared_right.mean())
+        row["separate"]["accuracy"][name] = float(separate_right.mean())
+        row["difference"][name] = paired_difference(shared_right, separate_right)
+        row["majority"][name] = float(np.bincount(truth).max() / len(truth))
+        row["known_train_labels"][name] = int(len(known))
+    if not is_main:
+        return None
+    row["shared"]["parameters"] = count_parameters(shared)
+    row["separate"]["parameters"] = sum(count_parameters(net) for net in separate)
+    rates = inference.images_per_second({"shared": [(shared, heads)],
+                                         "separate": [(net, "multiclass") for net in separate]},
+                                        test_images, mean, std, device)
+    for kind in ("shared", "separate"):
+        row[kind]["images_per_second"] = rates[kind]
+    say(f"{fraction:.0%} hidden: " + ", ".join(
+        f"{n} {row['shared']['accuracy'][n]:.3f} shared / {row['separate']['accuracy'][n]:.3f} separate"
+        for n in attrs.names))
+    return shared, row
 
 
 def plot_accuracy(by_fraction: list[dict], names: list[str], title: str):
