@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from auxcut import AuxcutError
+from auxcut.method import cutting
 from auxcut.method.hierarchy import ClassTree, cut_tree, path_log_probs, plot_tree
 from auxcut.method.maxcut import solve
 
@@ -122,3 +125,23 @@ def test_plot_tree_draws(tmp_path):
     figure = plot_tree(tree, "a tree")
     figure.savefig(tmp_path / "tree.png")
     assert (tmp_path / "tree.png").stat().st_size > 5000
+
+
+def test_the_maxcut_stage_cuts_each_node_with_its_own_seed_and_keeps_no_timings_in_the_tree():
+    w = blocks([2, 2, 2, 2], 10, 1, seed=1)
+    cfg = SimpleNamespace(method="lowrank", hyperplanes=1000, exact_max_n=0, polish="tabu", depth=2)
+    cut = cutting.cut_classes(w, NAMES8, cfg, seed=3)
+    assert len(cut.tree.nodes) == 3 and cut.warnings == []
+    for node in cut.tree.nodes:
+        sub = w[np.ix_(node.classes, node.classes)]
+        alone = solve(sub, "lowrank", seed=3 + node.id, hyperplanes=1000, exact_max_n=0, polish="tabu")
+        assert cut.results[node.id].cut == alone.cut and node.sides == [int(s) for s in alone.sides]
+        assert "seconds" not in node.cut and node.cut["total_weight"] == pytest.approx(np.triu(sub, 1).sum())
+        assert node.cut["gw_cut_over_sdp_bound"] == alone.rounded_cut / alone.sdp_bound
+    assert cutting.cut_classes(w, NAMES8, cfg, seed=3).tree.to_json() == cut.tree.to_json()  # cut.json: same bytes
+    metrics = cutting.summary(cut, cfg)
+    sides = cut.tree.class_sides(0)
+    assert metrics["n"] == 8 and metrics["cut"] == cut.results[0].cut and metrics["depth"] == 2
+    assert metrics["side_0"] == [NAMES8[c] for c in range(8) if sides[c] == 0]
+    assert [n["solve_seconds"] for n in metrics["nodes"]] == [cut.results[k].seconds for k in range(3)]
+    assert metrics["leaves"] == [[NAMES8[c] for c in leaf] for leaf in cut.tree.leaves()]
