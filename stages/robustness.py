@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from auxcut.data import prepared  # noqa: E402
 from auxcut.nets import embedding, training  # noqa: E402
-from auxcut.method import fairness, stacking  # noqa: E402
+from auxcut.method import fairness  # noqa: E402
 from auxcut.variants import occlusion, robustness  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.pipeline.predictor import MAX_BATCH, Predictor  # noqa: E402
@@ -28,7 +28,6 @@ def main(stage: Stage) -> None:
     sets = {"none": None, **{name: saved[name] for name in saved.files if name != "rows"}}
     y = ds.samples["label"].to_numpy()[test]
     groups = ds.samples.loc[test, ds.group_columns].reset_index(drop=True)
-    n_classes = len(ds.classes)
     final = Predictor.from_files(paths.BASE_MODEL, paths.AUX_MODEL, paths.STACKED_HEAD, ds.classes)
     control = joblib.load(paths.CONTROL_HEAD)
     fc_heads = joblib.load(paths.MISSING_HEADS)
@@ -41,10 +40,7 @@ def main(stage: Stage) -> None:
         shown = images if mask is None else occlusion.occlude(images, mask)
         inputs = np.concatenate([final.head_inputs(shown[i:i + MAX_BATCH]) for i in range(0, len(shown), MAX_BATCH)])
         features = embedding.embed(base, shown, mean, std, batch_size=256, device=device)
-        probs = {"base": inputs[:, :n_classes],
-                 "control": stacking.predict_all_classes(control, inputs[:, :n_classes], n_classes),
-                 "stacked": stacking.predict_all_classes(final.head, inputs, n_classes),
-                 **{f"fc_{kind}": head.predict_proba(features) for kind, head in fc_heads.items()}}
+        probs = robustness.predictions(inputs, features, len(ds.classes), control, final.head, fc_heads)
         scored[name] = robustness.score_set(y, probs, groups, rows, p.fairness.ci)
     stage.save_plot(paths.PLOTS / "robustness" / "accuracy.png", robustness.plot_accuracy(scored, p.fairness.ci))
     stage.write_metrics({

@@ -119,3 +119,23 @@ def test_the_aim_needs_every_occluded_set_above_the_base_and_the_published_delta
     assert not interval_spans_zero["met"]  # the published triple delta is negative: the bar is 0, and the interval
     worse_unoccluded = robustness.aim(_sets({"none": (-0.02, -0.04, 0.0), "horizontal": (0.1, 0.05, 0.15)}), "missing")
     assert not worse_unoccluded["met"] and not worse_unoccluded["unoccluded_met"]
+
+
+def test_each_predictor_on_a_set_reads_its_own_inputs():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    inputs = np.column_stack([np.eye(3)[y] * 0.8 + 0.1 + rng.normal(0, 0.05, (60, 3)), rng.uniform(size=(60, 2))])
+    control = make_pipeline(LogisticRegression()).fit(inputs[:, :3], y)
+    stacked = make_pipeline(LogisticRegression()).fit(inputs[y < 2], y[y < 2])  # as if val lacked class 2
+    features = rng.normal(size=(60, 3))
+    shares = type("Shares", (), {"predict_proba": staticmethod(lambda f: np.exp(f) / np.exp(f).sum(1, keepdims=True))})
+    probs = robustness.predictions(inputs, features, 3, control, stacked, {"missing": shares()})
+    assert list(probs) == ["base", "control", "stacked", "fc_missing"]
+    np.testing.assert_array_equal(probs["base"], inputs[:, :3])
+    np.testing.assert_allclose(probs["control"], control.predict_proba(inputs[:, :3]))
+    np.testing.assert_allclose(probs["stacked"][:, :2], stacked.predict_proba(inputs))  # base + aux columns
+    assert (probs["stacked"][:, 2] == 0).all()
+    np.testing.assert_allclose(probs["fc_missing"], shares().predict_proba(features))  # the base's features

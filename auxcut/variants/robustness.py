@@ -9,16 +9,35 @@ in points, are the deltas the aim asks auxcut's missing-feature head to beat on 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
-from auxcut.method import fairness
+from auxcut.method import fairness, stacking
 
 PUBLISHED_ACCURACY = {"none": 98.55, "horizontal": 67.00, "vertical": 70.15, "diagonal": 61.31, "triple": 40.87}
 # negative minus normal CNN, points, from the authors' log: HCUT 48.96-44.71, VCUT 64.64-57.46, DCUT 59.59-52.97,
 # TCUT 34.62-40.68
 PUBLISHED_DELTA = {"horizontal": 4.25, "vertical": 7.18, "diagonal": 6.62, "triple": -6.06}
 WITHIN_UNOCCLUDED = 0.01  # the head's accuracy on the unoccluded test set may trail the base's by at most this
+
+
+class ProbabilityModel(Protocol):
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def predictions(head_inputs: np.ndarray, features: np.ndarray, n_classes: int, control: Pipeline, stacked: Pipeline,
+                missing_heads: dict[str, ProbabilityModel]) -> dict[str, np.ndarray]:
+    """Every predictor's class probabilities on one test set: the base (the first K of the stacked head's inputs),
+    the control head on them, the stacked head on base + aux, and each missing-feature head (fc_<kind>) on the base's
+    features."""
+    base = head_inputs[:, :n_classes]
+    return {"base": base,
+            "control": stacking.predict_all_classes(control, base, n_classes),
+            "stacked": stacking.predict_all_classes(stacked, head_inputs, n_classes),
+            **{f"fc_{kind}": head.predict_proba(features) for kind, head in missing_heads.items()}}
 
 
 def score_set(y: np.ndarray, probs: dict[str, np.ndarray], groups: pd.DataFrame, rows: np.ndarray,
