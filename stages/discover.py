@@ -9,7 +9,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from auxcut.data import prepared  # noqa: E402
 from auxcut.variants import discovery  # noqa: E402
@@ -36,13 +35,7 @@ def main(stage: Stage) -> None:
     clustered = fine != discovery.UNASSIGNED
     nearest = discovery.nearest_within(features, features[train][clustered], fine[clustered], coarse[clustered],
                                        len(ds.classes))
-    labels = np.full(len(ds.samples), discovery.UNASSIGNED)
-    labels[train] = fine
-    write_csv(paths.FINE_LABELS, pd.DataFrame({
-        "fine": labels, "fine_name": [names[k] if k >= 0 else "" for k in labels],
-        "certain": np.isin(np.arange(len(labels)), train[kept]),
-        "entropy": pd.Series(entropy, index=train).reindex(range(len(labels))).to_numpy(),
-        **{f"nearest_in_{c}": nearest[:, c] for c in range(len(ds.classes))}}))
+    write_csv(paths.FINE_LABELS, discovery.label_table(len(ds.samples), train, fine, names, kept, entropy, nearest))
     hidden = ds.samples.loc[train, ds.group_columns].rename(columns=lambda c: c.removeprefix("group_")).reset_index(drop=True)
     colour = "race" if "race" in hidden.columns else hidden.columns[0] if len(hidden.columns) else None
     stage.save_plot(paths.PLOTS / "discovery" / "umap.png", discovery.plot_layouts(

@@ -69,6 +69,19 @@ def test_every_image_gets_the_nearest_fine_label_of_each_class():
         discovery.nearest_within(x_held, x_fit, y_fit, (y_fit >= 5).astype(int), 3)
 
 
+def test_the_fine_label_file_has_a_row_per_image_and_fine_labels_on_train_only():
+    train = np.array([1, 3, 4])  # of six images; fine labels, certainty and entropy are over these, in this order
+    nearest = np.arange(12).reshape(6, 2)
+    table = discovery.label_table(6, train, np.array([1, -1, 0]), ["a/c0", "a/c1"], np.array([True, False, True]),
+                                  np.array([0.1, 0.9, 0.2]), nearest)
+    assert list(table.columns) == ["fine", "fine_name", "certain", "entropy", "nearest_in_0", "nearest_in_1"]
+    assert list(table["fine"]) == [-1, 1, -1, -1, 0, -1]
+    assert list(table["fine_name"]) == ["", "a/c1", "", "", "a/c0", ""]
+    assert list(table["certain"]) == [False, True, False, False, True, False]
+    np.testing.assert_array_equal(table["entropy"], [np.nan, 0.1, np.nan, 0.9, 0.2, np.nan])
+    np.testing.assert_array_equal(table[["nearest_in_0", "nearest_in_1"]], nearest)
+
+
 def test_degenerate_classes_fall_back_to_one_fine_label():
     rng = np.random.default_rng(0)
     features = np.vstack([rng.normal(size=(8, 5)), rng.normal(size=(300, 5))])

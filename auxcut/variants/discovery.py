@@ -129,6 +129,21 @@ def nearest_within(features: np.ndarray, member_features: np.ndarray, fine: np.n
     return nearest
 
 
+def label_table(n_images: int, train: np.ndarray, fine: np.ndarray, names: list[str], kept: np.ndarray,
+                entropy: np.ndarray, nearest: np.ndarray) -> pd.DataFrame:
+    """data/fine_labels.csv, a row per image of every split: its fine label and the label's name (train images that
+    were clustered; UNASSIGNED and "" elsewhere), whether it was among the most certain train images, its entropy over
+    augmentations (train only), and per coarse class c the nearest fine label of c (nearest_in_<c>). `fine`, `kept`
+    and `entropy` are over the train images, in `train` order."""
+    labels = np.full(n_images, UNASSIGNED)
+    labels[train] = fine
+    return pd.DataFrame({
+        "fine": labels, "fine_name": [names[k] if k >= 0 else "" for k in labels],
+        "certain": np.isin(np.arange(n_images), train[kept]),
+        "entropy": pd.Series(entropy, index=train).reindex(range(n_images)).to_numpy(),
+        **{f"nearest_in_{c}": nearest[:, c] for c in range(nearest.shape[1])}})
+
+
 def fixed_by_class(hidden: pd.DataFrame, coarse: np.ndarray) -> list[str]:
     """The attributes every coarse class has one value of (UTKFace's age when the age bucket is the class): the fine
     labels nest inside them, so agreeing with them says nothing of what was discovered."""
