@@ -138,3 +138,74 @@ def test_a_stage_with_tracking_off_never_opens_the_store(tmp_path):
     tracked = copy_repository(tmp_path / "tracked" / "repo")  # the same stage tracked: the store appears
     assert run([sys.executable, "stages/prepare.py"], tmp_path / "tracked" / "repo", tracked).returncode == 0
     assert (tmp_path / "tracked" / "mlflow.db").is_file()
+
+
+STOPPABLE = """
+import time
+from pathlib import Path
+from auxcut.pipeline.stage import run_stage
+
+def body(stage):
+    Path("started").touch()
+    time.sleep(120)
+
+run_stage("prepare", body)
+"""
+
+
+def start_stoppable_stage(tmp_path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """A stage (run_stage with a body that sleeps) in its own process, tracked into a SQLite store in tmp_path."""
+    from conftest import REPO, set_params
+
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    set_params(tmp_path, tracking__experiment="auxcut-test")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONPATH": str(REPO),
+           "AUXCUT_PIPELINE_RUN": "stop-test"}
+    stage = subprocess.Popen([sys.executable, "-c", STOPPABLE], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "started").exists():
+        assert stage.poll() is None, stage.communicate()[1]
+        time.sleep(0.05)
+    return stage, env
+
+
+def runs_by_kind(uri: str) -> dict[str, list]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("auxcut-test").experiment_id])
+    return {kind: [r for r in runs if r.data.tags["auxcut.kind"] == kind] for kind in ("pipeline", "stage")}
+
+
+def test_sigterm_stops_a_stage_like_ctrl_c_with_its_runs_killed(tmp_path):
+    """A cancelled CI job: one line, exit 143, and no MLflow run left RUNNING."""
+    import signal
+
+    stage, env = start_stoppable_stage(tmp_path)
+    stage.send_signal(signal.SIGTERM)
+    err = stage.communicate(timeout=60)[1]
+    assert stage.returncode == 128 + signal.SIGTERM
+    assert err.splitlines() == ["auxcut prepare: terminated (SIGTERM)"], err
+    runs = runs_by_kind(env["MLFLOW_TRACKING_URI"])
+    assert [r.info.status for r in runs["stage"]] == ["KILLED"]
+    assert [r.info.status for r in runs["pipeline"]] == ["KILLED"]
+
+
+def test_runs_of_a_killed_process_are_failed_by_the_next_stage(tmp_path, monkeypatch):
+    """SIGKILL cannot be caught: the next stage to open the store fails the runs whose process is gone."""
+    import signal
+
+    stage, env = start_stoppable_stage(tmp_path)
+    stage.send_signal(signal.SIGKILL)
+    stage.communicate(timeout=60)
+    uri = env["MLFLOW_TRACKING_URI"]
+    assert {r.info.status for kind in runs_by_kind(uri).values() for r in kind} == {"RUNNING"}
+    for key in ("MLFLOW_TRACKING_URI", "AUXCUT_PIPELINE_RUN"):
+        monkeypatch.setenv(key, env[key])
+    tracker = Tracker("train_base")
+    with tracker.run(tmp_path, "digits", "auxcut-test"):
+        runs = runs_by_kind(uri)
+        # the killed stage's run is FAILED; the live one (this process's) stays RUNNING
+        assert sorted(r.info.status for r in runs["stage"]) == ["FAILED", "RUNNING"]
+        assert [r.info.status for r in runs["pipeline"]] == ["FAILED"]
+    assert sorted((r.data.tags["auxcut.stage"], r.info.status) for r in runs_by_kind(uri)["stage"]) == [
+        ("prepare", "FAILED"), ("train_base", "FINISHED")]

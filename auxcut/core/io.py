@@ -6,10 +6,10 @@ import contextlib
 import json
 import os
 import pickle
+import secrets
 import shutil
-import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,29 @@ from auxcut import AuxcutError
 from auxcut.core.paths import made_by
 
 
+def _fresh_beside(path: Path, suffix: str, create: Callable[[Path], None]) -> Path:
+    """A new, uniquely named file or folder beside `path`, made by `create` (which fails if the name is taken).
+    Not tempfile's mkstemp / mkdtemp: their private modes (0600, 0700) would carry over to the output when it is renamed
+    into place, whatever the umask; created here with open()'s and mkdir()'s modes, the umask decides, as for any file."""
+    while True:
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            create(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def _create_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _fresh_beside(path, ".tmp" + path.suffix, _create_file)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -40,7 +55,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; it replaces `path` whole only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _fresh_beside(path, ".tmp", Path.mkdir)
     try:
         yield tmp
         if path.exists():

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -111,6 +112,31 @@ def metric_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", key)
 
 
+def _this_host() -> str:
+    return socket.gethostname().replace("'", "")  # a tag value inside an MLflow filter string's quotes
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        return True
+    return True
+
+
+def fail_runs_of_dead_processes(client: Any, experiment_id: str) -> list[str]:
+    """Mark FAILED the runs left RUNNING by a stage process that is gone (SIGKILL, a crash, a machine switched off:
+    nothing could end its run), so that the store never shows a stage running forever; their ids. Only this host's
+    runs: another host's process ids mean nothing here. A run of a live process (a stage running now) is left alone."""
+    stale = client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`auxcut.host` = '{_this_host()}'")
+    dead = [run.info.run_id for run in stale if not _process_alive(int(run.data.tags.get("auxcut.pid", "0")))]
+    for run_id in dead:
+        client.set_terminated(run_id, status="FAILED")
+    return dead
+
+
 class Tracker:
     """The stage's MLflow run, or a no-op after the first failure to reach the store
     (unless tracking is required: then that failure fails the stage)."""
@@ -180,12 +206,15 @@ class Tracker:
             mlflow.set_tracking_uri(uri)
             commit = git_commit(cwd)
             key = pipeline_key(cwd, commit)
-            tags = {"auxcut.pipeline": key, "mlflow.source.git.commit": commit, "auxcut.dataset": dataset}
+            tags = {"auxcut.pipeline": key, "mlflow.source.git.commit": commit, "auxcut.dataset": dataset,
+                    # who holds the run while it is RUNNING: a later stage fails it if this process is gone
+                    "auxcut.host": _this_host(), "auxcut.pid": str(os.getpid())}
             if os.environ.get("DVC_EXP_NAME"):
                 tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
             with store_lock(uri):  # the first touch of the store may create it; then get-or-create twice
                 experiment_id = _experiment_id(mlflow, experiment, root)
                 client = MlflowClient()
+                fail_runs_of_dead_processes(client, experiment_id)
                 found = client.search_runs([experiment_id], f"tags.`auxcut.pipeline` = '{key}' and tags.`auxcut.kind` = 'pipeline'",
                                            max_results=1)
                 parent = found[0].info.run_id if found else client.create_run(
@@ -199,6 +228,9 @@ class Tracker:
         try:
             yield self
             status = "FINISHED"
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (auxcut.pipeline.stage turns it into one)
+            status = "KILLED"
+            raise
         finally:
             if self.mlflow is not None:
                 self._call("end_run", status=status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 import warnings
@@ -14,7 +15,7 @@ import pandas as pd
 
 from auxcut import AuxcutError
 from auxcut.core import paths
-from auxcut.core.io import save_figure, write_csv, write_json
+from auxcut.core.io import save_figure, unreadable, write_csv, write_json
 from auxcut.pipeline.params import Params, load_params
 from auxcut.core.tracking import Tracker, is_main_process, project_root
 
@@ -57,10 +58,26 @@ class Stage:
         return path
 
 
-def run_stage(name: str, body: Callable[[Stage], None]) -> None:
-    """Run a stage body; a user-facing problem exits 2 with one line naming what and where."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job, a `kill`), stopping the stage as Ctrl-C does: one line, its MLflow run KILLED."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not break off the clean-up
+    raise Terminated
+
+
+def run_stage(name: str, body: Callable[[Stage], None], *, torchrun: bool = False) -> None:
+    """Run a stage body; a user-facing problem exits 2 with one line naming what and where (a missing input: the
+    stage that writes it), and Ctrl-C or SIGTERM stops it with one line. `torchrun`: a training stage, which relaunches
+    itself under torchrun when AUXCUT_TORCHRUN asks (auxcut.nets.distributed)."""
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation chatter, not the user's problem
+    signal.signal(signal.SIGTERM, _terminate)
     try:
+        if torchrun:
+            from auxcut.nets import distributed  # imports torch: only for the stages that train
+
+            distributed.relaunch_under_torchrun(sys.argv[0])
         params = load_params("params.yaml")
         tracker = Tracker(name, params.tracking.required)  # with tracking off it stays a no-op: MLflow is not imported
         run = (tracker.run(Path.cwd(), params.data.source, params.tracking.experiment) if params.tracking.enabled
@@ -68,8 +85,19 @@ def run_stage(name: str, body: Callable[[Stage], None]) -> None:
         with run:
             body(Stage(name, params, tracker))
     except AuxcutError as exc:
-        print(f"auxcut {name}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(name, exc)
+    except FileNotFoundError as exc:  # an input not made yet, e.g. `python stages/maxcut.py` before confusion ran
+        if exc.filename is None:
+            raise
+        _fail(name, unreadable(exc.filename, exc))
+    except Terminated:
+        print(f"auxcut {name}: terminated (SIGTERM)", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print(f"auxcut {name}: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _fail(name: str, exc: AuxcutError) -> None:
+    print(f"auxcut {name}: error: {exc}", file=sys.stderr)
+    sys.exit(2)
