@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from torch.utils.data import BatchSampler, SequentialSampler
 from auxcut import AuxcutError
 from auxcut.nets import distributed, training
 from auxcut.nets.models import ConvNet
-from conftest import copy_repository, ran_stages, run
+from conftest import REPO, copy_repository, ran_stages, run
 
 
 def outputs(repo: Path) -> dict:
@@ -109,6 +112,35 @@ def test_relaunch_under_torchrun_only_when_asked(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")  # already a torchrun worker: run here
     distributed.relaunch_under_torchrun("stages/train_base.py")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [("--standalone --nproc_per_node=two", r"Unsupported nproc_per_node value: two"),
+     ("--nnodes=x --standalone", r"invalid literal for int\(\) with base 10: 'x'"),
+     ("--standalone --bogus", r"unrecognized arguments: --bogus"),
+     ("--standalone --nproc_per_node", r"the following arguments are required: training_script"),  # took the script
+     ("--standalone '--nproc_per_node=2", r"No closing quotation")],
+)
+def test_malformed_torchrun_flags_are_one_line(monkeypatch, flags, message):
+    monkeypatch.setattr(distributed.os, "execv", lambda path, args: pytest.fail(f"relaunched with {args}"))
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setenv(distributed.TORCHRUN_ENV, flags)
+    with pytest.raises(AuxcutError, match=rf"^AUXCUT_TORCHRUN={re.escape(flags)!s}: .*{message}") as info:
+        distributed.relaunch_under_torchrun("stages/train_base.py")
+    assert "\n" not in str(info.value)
+
+
+def test_a_training_stage_with_malformed_torchrun_flags_says_so_in_one_line(tmp_path):
+    """run_stage(torchrun=True) relaunches the stage inside its error handling: one line, exit 2."""
+    script = tmp_path / "stage.py"
+    script.write_text("from auxcut.pipeline.stage import run_stage\nrun_stage('train_base', print, torchrun=True)\n")
+    env = {**os.environ, distributed.TORCHRUN_ENV: "--standalone --nproc_per_node=two", "PYTHONPATH": str(REPO)}
+    env.pop("LOCAL_RANK", None)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["auxcut train_base: error: AUXCUT_TORCHRUN=--standalone --nproc_per_node=two: "
+                                          "torchrun refuses these flags (ValueError: Unsupported nproc_per_node value: two)"]
 
 
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):

@@ -48,12 +48,39 @@ def world() -> World:
 
 def relaunch_under_torchrun(script: str) -> None:
     """Replace this process by `python -m torch.distributed.run $AUXCUT_TORCHRUN script` when that variable is
-    set and torchrun has not started us already; return (and run here) otherwise."""
+    set and torchrun has not started us already; return (and run here) otherwise. Malformed flags: an AuxcutError
+    (auxcut.pipeline.stage.run_stage(..., torchrun=True) calls this inside its one-line error handling)."""
     flags = os.environ.get(TORCHRUN_ENV, "").strip()
     if flags and "LOCAL_RANK" not in os.environ:
+        argv = torchrun_argv(flags, script)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", *shlex.split(flags), script])
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", *argv])
+
+
+def _refuse(message: str) -> None:
+    raise ValueError(message)
+
+
+def torchrun_argv(flags: str, script: str) -> list[str]:
+    """torchrun's arguments: the flags, then the script. Checked first by torchrun's own parser and its readers of the
+    process counts, so that malformed flags are one line here, not torchrun's usage text or traceback after the exec."""
+    from torch.distributed import run as torchrun
+
+    try:
+        argv = [*shlex.split(flags), script]
+    except ValueError as exc:  # e.g. an unclosed quote
+        raise AuxcutError(f"{TORCHRUN_ENV}={flags}: not a list of flags ({exc})") from None
+    parser = torchrun.get_args_parser()
+    parser.error = _refuse  # argparse would print its usage and exit
+    try:
+        args = parser.parse_args(argv)
+        torchrun.parse_min_max_nnodes(args.nnodes)
+        torchrun.determine_local_world_size(args.nproc_per_node)
+    except ValueError as exc:
+        raise AuxcutError(f"{TORCHRUN_ENV}={flags}: torchrun refuses these flags ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0]})") from None
+    return argv
 
 
 def cuda_device() -> torch.device:
