@@ -22,8 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 # One `make run` is one pipeline run in MLflow: its stage runs are grouped under one parent.
 run: $(STAMP)
-	AUXCUT_PIPELINE_RUN=$$(date -u +%Y%m%dT%H%M%SZ) dvc repro
-	python -m auxcut.reports.summary
+	auxcut run
 
 # Two pytest-xdist workers, a test file each at a time: the DVC runs leave a core idle much of the time (startup,
 # I/O, single-threaded stages). A file's module fixtures stay in one worker; each worker builds the session pipeline.
@@ -35,26 +34,26 @@ test: $(STAMP)
 # params.yaml `validate:`; fails (exit 1) when a gate does.
 validate: $(STAMP)
 	AUXCUT_PIPELINE_RUN=validate-$$(date -u +%Y%m%dT%H%M%SZ) dvc repro
-	python -m auxcut.apps.validate
+	auxcut validate
 
 dag: $(STAMP)
 	dvc dag
 
 # `mlflow server` on <repo>/mlflow.db (or $$MLFLOW_TRACKING_URI), one worker, no job runner; prints the runs page's URL.
 ui: $(STAMP)
-	@python -m auxcut.apps.ui --port $(UI_PORT)
+	@auxcut ui --port $(UI_PORT)
 
 # The latest registered predictor (auxcut-<data.source>) on http://127.0.0.1:$(SERVE_PORT)/invocations.
 serve: $(STAMP)
-	python -m auxcut.apps.serve --port $(SERVE_PORT)
+	auxcut serve --port $(SERVE_PORT)
 
 # The UTKFace study (reports/study-utkface.md): every configuration x seed x head; hours on a CPU.
 STUDY_ARGS ?= --configs utkface-15 utkface-30 --seeds 0 1 2 --hardware cpu
 study: $(STAMP)
-	python -m auxcut.reports.study run $(STUDY_ARGS)
+	auxcut study run $(STUDY_ARGS)
 
 report: $(STAMP)
-	python -m auxcut.reports.study report
+	auxcut study report
 
 clean-venv:
 	rm -rf $(VENV)

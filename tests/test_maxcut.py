@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from click.testing import CliRunner
 
 from auxcut import AuxcutError
+from auxcut.apps.cli import auxcut
 from auxcut.method.maxcut import (
     METHODS,
     MaxCut,
@@ -31,8 +33,8 @@ from auxcut.method.maxcut import (
     tabu_search,
     total_weight,
 )
-from auxcut.method.maxcut.cli import main
 from auxcut.method.maxcut.exact import MAX_EXACT_N
+from auxcut.method.maxcut.graph import MAX_NODES
 from auxcut.method.maxcut.rounding import round_and_polish
 from auxcut.method.maxcut.tabu import default_iterations
 
@@ -1146,13 +1148,26 @@ def test_read_graph_line_numbers_count_comments_and_blank_lines(tmp_path):
         read_graph(graph)
 
 
+@pytest.mark.parametrize("n", [2_000_000_000, MAX_NODES + 1, 0, -3])
+def test_read_graph_refuses_a_node_count_outside_the_limit(tmp_path, n):
+    """The header is checked before an (n, n) matrix is built: 2e9 nodes was a 7.45 GiB allocation error."""
+    graph = write_edge_list(tmp_path / "g.txt", n, ["1 2"])
+    with pytest.raises(AuxcutError, match=rf"line 1: header says {n} nodes; expected 1 to {MAX_NODES:,}"):
+        read_graph(graph)
+
+
+def test_read_graph_takes_the_largest_edge_list_allowed(tmp_path):
+    graph = write_edge_list(tmp_path / "g.txt", MAX_NODES, ["1 2", f"{MAX_NODES - 1} {MAX_NODES}"])
+    assert read_graph(graph).shape == (MAX_NODES, MAX_NODES)
+
+
 # --------------------------------------------------------------------------- command line
 
 
-def run_cli(capsys, args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def run_cli(args):
+    """`auxcut maxcut ARGS`: exit code, stdout, stderr."""
+    result = CliRunner().invoke(auxcut, ["maxcut", *map(str, args)])
+    return result.exit_code, result.stdout, result.stderr
 
 
 def check_report(report: dict, w: np.ndarray, method: str | None = None):
@@ -1179,12 +1194,12 @@ def read_partition(path) -> list[int]:
     return [int(line) for line in lines]
 
 
-def test_cli_npy(tmp_path, capsys):
+def test_cli_npy(tmp_path):
     w = random_graph(7, seed=50, density=0.6)
     graph = tmp_path / "g.npy"
     np.save(graph, w)
     out = tmp_path / "sub" / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--out", out, "--hyperplanes", 100])
+    code, stdout, stderr = run_cli([graph, "--out", out, "--hyperplanes", 100])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w, "exact")  # auto on n <= 20 enumerates
@@ -1194,12 +1209,12 @@ def test_cli_npy(tmp_path, capsys):
     assert cut_value(w, np.array(sides)) == pytest.approx(report["cut"], abs=1e-9)
 
 
-def test_cli_csv(tmp_path, capsys):
+def test_cli_csv(tmp_path):
     w = random_graph(6, seed=51, integer=True)
     graph = tmp_path / "g.csv"
     np.savetxt(graph, w, delimiter=",")
     out = tmp_path / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--out", out])
+    code, stdout, stderr = run_cli([graph, "--out", out])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w)
@@ -1208,7 +1223,7 @@ def test_cli_csv(tmp_path, capsys):
     assert cut_value(w, np.array(sides)) == pytest.approx(report["cut"], abs=1e-9)
 
 
-def test_cli_edge_list(tmp_path, capsys):
+def test_cli_edge_list(tmp_path):
     edges = [(1, 2, 3.0), (2, 3, 1.5), (1, 3, 2.0), (3, 4, 4.0), (4, 5, 0.5), (2, 5, 1.0)]
     n = 6  # node 6 is isolated
     graph = write_edge_list(tmp_path / "g.txt", n, [f"{i} {j} {wt}" for i, j, wt in edges])
@@ -1216,7 +1231,7 @@ def test_cli_edge_list(tmp_path, capsys):
     for i, j, wt in edges:
         w[i - 1, j - 1] = w[j - 1, i - 1] = wt
     out = tmp_path / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--out", out])
+    code, stdout, stderr = run_cli([graph, "--out", out])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w)
@@ -1227,12 +1242,12 @@ def test_cli_edge_list(tmp_path, capsys):
     # the same graph as a dense matrix gives the same answer
     dense_file = tmp_path / "g.npy"
     np.save(dense_file, w)
-    code, stdout2, _ = run_cli(capsys, [dense_file])
+    code, stdout2, _ = run_cli([dense_file])
     assert code == 0
     assert json.loads(stdout2)["cut"] == pytest.approx(report["cut"], abs=1e-9)
 
 
-def test_cli_edge_list_unweighted_and_repeated(tmp_path, capsys):
+def test_cli_edge_list_unweighted_and_repeated(tmp_path):
     rows = ["1 2", "2 3", "3 4", "4 5", "5 1", "1 2", "3 1 2.5"]  # 1-2 twice, then a weighted chord
     graph = write_edge_list(tmp_path / "g.txt", 5, rows)
     w = np.zeros((5, 5))
@@ -1242,7 +1257,7 @@ def test_cli_edge_list_unweighted_and_repeated(tmp_path, capsys):
         w[i, j] += wt
         w[j, i] += wt
     assert w[0, 1] == 2.0
-    code, stdout, stderr = run_cli(capsys, [graph, "--method", "exact"])
+    code, stdout, stderr = run_cli([graph, "--method", "exact"])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w, "exact")
@@ -1251,12 +1266,12 @@ def test_cli_edge_list_unweighted_and_repeated(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method", ["exact", "lowrank", "cvxpy"])
-def test_cli_methods(tmp_path, capsys, method):
+def test_cli_methods(tmp_path, method):
     w = random_graph(8, seed=52, density=0.5, integer=True)
     graph = tmp_path / "g.npy"
     np.save(graph, w)
     out = tmp_path / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--method", method, "--hyperplanes", 100, "--out", out])
+    code, stdout, stderr = run_cli([graph, "--method", method, "--hyperplanes", 100, "--out", out])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w, method)
@@ -1269,18 +1284,18 @@ def test_cli_methods(tmp_path, capsys, method):
         assert report["upper_bound"] == pytest.approx(report["sdp_value"], rel=1e-3)
 
 
-def test_cli_auto_above_exact_max_n(tmp_path, capsys):
+def test_cli_auto_above_exact_max_n(tmp_path):
     w = random_graph(9, seed=53, density=0.5)
     graph = tmp_path / "g.npy"
     np.save(graph, w)
-    code, stdout, stderr = run_cli(capsys, [graph, "--exact-max-n", 5, "--seed", 3])
+    code, stdout, stderr = run_cli([graph, "--exact-max-n", 5, "--seed", 3])
     assert code == 0, stderr
     report = json.loads(stdout)
     check_report(report, w, "lowrank")
     assert report["exact"] is None
 
 
-def test_cli_polish_flag(tmp_path, capsys):
+def test_cli_polish_flag(tmp_path):
     n = 60  # above --exact-max-n: the cut is GW's, with or without the polish
     w = random_graph(n, seed=59, density=0.3, integer=True)
     graph = tmp_path / "g.npy"
@@ -1288,7 +1303,7 @@ def test_cli_polish_flag(tmp_path, capsys):
     reports = {}
     for polish in ("none", "tabu", None):
         out = tmp_path / f"part-{polish}.txt"
-        code, stdout, stderr = run_cli(capsys, [graph, "--hyperplanes", 100, "--out", out]
+        code, stdout, stderr = run_cli([graph, "--hyperplanes", 100, "--out", out]
                                        + ([] if polish is None else ["--polish", polish]))
         assert code == 0, stderr
         reports[polish] = report = json.loads(stdout)
@@ -1300,16 +1315,15 @@ def test_cli_polish_flag(tmp_path, capsys):
     assert tabu["rounded_cut"] == plain["cut"] == plain["rounded_cut"]
     assert tabu["upper_bound"] == plain["upper_bound"]
     assert reports[None]["cut"] == tabu["cut"]  # tabu is the default
-    with pytest.raises(SystemExit) as exc:
-        main([str(graph), "--polish", "annealing"])
-    assert exc.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    code, stdout, stderr = run_cli([graph, "--polish", "annealing"])
+    assert code == 2 and stdout == ""
+    assert "Invalid value for '--polish'" in stderr
 
 
-def test_cli_zero_graph_warns(tmp_path, capsys):
+def test_cli_zero_graph_warns(tmp_path):
     graph = tmp_path / "g.npy"
     np.save(graph, np.zeros((4, 4)))
-    code, stdout, stderr = run_cli(capsys, [graph])
+    code, stdout, stderr = run_cli([graph])
     assert code == 0
     assert json.loads(stdout)["cut"] == 0.0
     assert stderr.startswith("warning:") and "no edges" in stderr
@@ -1325,8 +1339,8 @@ def assert_one_line_error(code, stdout, stderr, word=None):
         assert word in stderr
 
 
-def test_cli_missing_file(tmp_path, capsys):
-    code, stdout, stderr = run_cli(capsys, [tmp_path / "nope.txt"])
+def test_cli_missing_file(tmp_path):
+    code, stdout, stderr = run_cli([tmp_path / "nope.txt"])
     assert_one_line_error(code, stdout, stderr, "not found")
 
 
@@ -1344,65 +1358,94 @@ def test_cli_missing_file(tmp_path, capsys):
         "3 1\n1 2 -1.0\n",  # negative weight
     ],
 )
-def test_cli_malformed_edge_list(tmp_path, capsys, content):
+def test_cli_malformed_edge_list(tmp_path, content):
     graph = tmp_path / "bad.txt"
     graph.write_text(content)
     out = tmp_path / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--out", out])
+    code, stdout, stderr = run_cli([graph, "--out", out])
     assert_one_line_error(code, stdout, stderr, str(graph))
     assert not out.exists()
 
 
-def test_cli_out_of_range_error_names_the_line(tmp_path, capsys):
+def test_cli_out_of_range_error_names_the_line(tmp_path):
     graph = write_edge_list(tmp_path / "g.txt", 3, ["1 2", "2 3", "3 7"])
-    code, stdout, stderr = run_cli(capsys, [graph])
+    code, stdout, stderr = run_cli([graph])
     assert_one_line_error(code, stdout, stderr, "line 4")
     assert "out of range" in stderr
 
 
-def test_cli_invalid_matrix(tmp_path, capsys):
+def test_cli_invalid_matrix(tmp_path):
     graph = tmp_path / "neg.npy"
     np.save(graph, np.array([[0.0, -1.0], [-1.0, 0.0]]))
-    code, stdout, stderr = run_cli(capsys, [graph])
+    code, stdout, stderr = run_cli([graph])
     assert_one_line_error(code, stdout, stderr, "non-negative")
 
 
-def test_cli_exact_too_large(tmp_path, capsys):
+def test_cli_exact_too_large(tmp_path):
     graph = tmp_path / "big.npy"
     np.save(graph, random_graph(25, seed=54, density=0.2))
     out = tmp_path / "part.txt"
-    code, stdout, stderr = run_cli(capsys, [graph, "--method", "exact", "--out", out])
+    code, stdout, stderr = run_cli([graph, "--method", "exact", "--out", out])
     assert_one_line_error(code, stdout, stderr, "too large")
     assert not out.exists()
 
 
-def test_cli_bad_hyperplanes(tmp_path, capsys):
+@pytest.mark.parametrize("option, value", [("--hyperplanes", 0), ("--seed", -1), ("--exact-max-n", MAX_EXACT_N + 1),
+                                           ("--exact-max-n", 100), ("--exact-max-n", -1)])
+def test_cli_out_of_range_options_are_usage_errors(tmp_path, option, value):
+    """Refused before anything is read or solved; `--exact-max-n 100` used to skip the exact step without a word."""
     graph = tmp_path / "g.npy"
     np.save(graph, random_graph(4, seed=55))
-    code, stdout, stderr = run_cli(capsys, [graph, "--hyperplanes", 0])
-    assert_one_line_error(code, stdout, stderr, "--hyperplanes")
+    code, stdout, stderr = run_cli([graph, option, value])
+    assert code == 2 and stdout == ""
+    assert f"Invalid value for '{option}': {value} is not in the range" in stderr
 
 
-def test_cli_unknown_method_is_a_usage_error(tmp_path, capsys):
+def test_cli_exact_max_n_at_its_limit_still_enumerates(tmp_path):
+    w = random_graph(MAX_EXACT_N, seed=58, density=0.3, integer=True)
+    graph = tmp_path / "g.npy"
+    np.save(graph, w)
+    code, stdout, stderr = run_cli([graph, "--exact-max-n", MAX_EXACT_N, "--hyperplanes", 10])
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["method"] == "exact" and report["cut"] == report["exact"]
+
+
+def test_cli_out_a_folder_is_refused_before_solving(tmp_path):
+    graph = tmp_path / "g.npy"
+    np.save(graph, random_graph(4, seed=60))
+    code, stdout, stderr = run_cli([graph, "--out", tmp_path])
+    assert_one_line_error(code, stdout, stderr, f"--out {tmp_path}: is a folder")
+    (tmp_path / "file").write_text("")
+    code, stdout, stderr = run_cli([graph, "--out", tmp_path / "file" / "part.txt"])
+    assert_one_line_error(code, stdout, stderr, "is a file, not a folder")
+
+
+def test_cli_edge_list_claiming_too_many_nodes_is_refused_before_allocating(tmp_path):
+    graph = write_edge_list(tmp_path / "g.txt", 2_000_000_000, ["1 2"])
+    code, stdout, stderr = run_cli([graph])
+    assert_one_line_error(code, stdout, stderr, f"header says 2000000000 nodes; expected 1 to {MAX_NODES:,}")
+
+
+def test_cli_unknown_method_is_a_usage_error(tmp_path):
     graph = tmp_path / "g.npy"
     np.save(graph, random_graph(4, seed=56))
-    with pytest.raises(SystemExit) as exc:
-        main([str(graph), "--method", "gw"])
-    assert exc.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    code, stdout, stderr = run_cli([graph, "--method", "gw"])
+    assert code == 2 and stdout == ""
+    assert "Invalid value for '--method': 'gw' is not one of" in stderr
 
 
 def test_cli_subprocess_end_to_end(tmp_path):
     w = random_graph(6, seed=57, density=0.7, integer=True)
     rows = [f"{i + 1} {j + 1} {w[i, j]:g}" for i in range(6) for j in range(i + 1, 6) if w[i, j] > 0]
     graph = write_edge_list(tmp_path / "g.txt", 6, rows)
-    proc = subprocess.run([sys.executable, "-m", "auxcut.method.maxcut", str(graph), "--hyperplanes", "50"],
+    proc = subprocess.run([sys.executable, "-m", "auxcut", "maxcut", str(graph), "--hyperplanes", "50"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     check_report(report, w)
     assert report["cut"] == pytest.approx(brute_force(w), abs=1e-9)
-    bad = subprocess.run([sys.executable, "-m", "auxcut.method.maxcut", str(tmp_path / "missing.txt")],
+    bad = subprocess.run([sys.executable, "-m", "auxcut", "maxcut", str(tmp_path / "missing.txt")],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stdout == ""

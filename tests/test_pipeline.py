@@ -123,7 +123,7 @@ def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
 
 def test_summary_table(pipeline):
     repo, env, _ = pipeline
-    result = run([sys.executable, "-m", "auxcut.reports.summary"], repo, env)
+    result = run([sys.executable, "-m", "auxcut", "summary"], repo, env)
     assert result.returncode == 0, result.stderr
     assert "aux gain (stacked - control)" in result.stdout and "SDP bound" in result.stdout
 

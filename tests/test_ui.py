@@ -95,7 +95,7 @@ def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
     experiment, parent_name, fairness = full_pipeline_run(env["MLFLOW_TRACKING_URI"])
     port, log = free_port(), tmp_path / "server.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "auxcut.apps.ui", "--port", str(port)], cwd=repo, env=env,
+        server = subprocess.Popen([sys.executable, "-m", "auxcut", "ui", "--port", str(port)], cwd=repo, env=env,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = wait_for_server(server, log, port)

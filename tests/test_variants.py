@@ -85,7 +85,7 @@ def test_depth_two_tree_with_residual_auxes_and_a_path_head(variant):
     rows = ds.indices("test")[:40]
     np.testing.assert_allclose(predictor.predict_proba(np.asarray(ds.images[rows])),
                                np.load(repo / paths.STACKED_PROBS)[rows], atol=1e-6)
-    summary = run([sys.executable, "-m", "auxcut.reports.summary"], repo, env)
+    summary = run([sys.executable, "-m", "auxcut", "summary"], repo, env)
     assert "tree of cuts" in summary.stdout and "residual / low" in summary.stdout, summary.stdout + summary.stderr
 
 

@@ -1,21 +1,22 @@
-"""`make ui`: the MLflow server over the project's tracking store, opened at the experiment's runs page.
+"""`auxcut ui` (`make ui`): the MLflow server over the project's tracking store, opened at the experiment's runs page.
 
-    python -m auxcut.apps.ui [--port 5000] [--host 127.0.0.1]
+    auxcut ui [--port 5000] [--host 127.0.0.1]
 
-prints the URL of the runs page, then becomes `mlflow server` (one worker, no job runner: a local
-window on the runs needs neither, and both cost seconds and processes at start-up).
+checks that the port is free, prints the URL of the runs page, then becomes `mlflow server` (one worker, no job
+runner: a local window on the runs needs neither, and both cost seconds and processes at start-up).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import NoReturn
 
 from auxcut import AuxcutError
+from auxcut.apps.ports import check_port_free
 from auxcut.pipeline.params import load_params
 from auxcut.core.tracking import project_root, sqlite_file, tracking_uri
 
@@ -52,25 +53,16 @@ def server_env() -> dict[str, str]:
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m auxcut.apps.ui", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    args = parser.parse_args(argv)
+def open_ui(host: str, port: int) -> NoReturn:
+    """Print the runs page's URL and become `mlflow server`; an AuxcutError, before anything starts, when the store
+    is not a local sqlite file, params.yaml is wrong or the port is taken (then the URL would be another program's)."""
     root = project_root()
-    try:
-        store = tracking_uri(root)
-        database = sqlite_file(store)
-        if database is None:
-            raise AuxcutError(f"MLFLOW_TRACKING_URI={store}: make ui serves a local sqlite:/// store only (open a server URI directly)")
-        experiment = load_params(root / "params.yaml").tracking.experiment
-    except AuxcutError as exc:
-        print(f"auxcut ui: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"MLflow UI: {runs_url(args.host, args.port, experiment_id(database, experiment))} (Ctrl-C stops it)", flush=True)
-    command = server_command(store, root / "mlartifacts", args.host, args.port)
+    store = tracking_uri(root)
+    database = sqlite_file(store)
+    if database is None:
+        raise AuxcutError(f"MLFLOW_TRACKING_URI={store}: auxcut ui serves a local sqlite:/// store only (open a server URI directly)")
+    experiment = load_params(root / "params.yaml").tracking.experiment
+    check_port_free(host, port)
+    print(f"MLflow UI: {runs_url(host, port, experiment_id(database, experiment))} (Ctrl-C stops it)", flush=True)
+    command = server_command(store, root / "mlartifacts", host, port)
     os.execve(command[0], command, server_env())
-
-
-if __name__ == "__main__":
-    main()

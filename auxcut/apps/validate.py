@@ -1,12 +1,13 @@
-"""`python -m auxcut.validate` (the second half of `make validate`, after `dvc repro`): the metrics
-against the committed ones, then the quality gates of params.yaml's `validate` section.
+"""`auxcut validate` (the second half of `make validate`, after `dvc repro`): the metrics against the committed
+ones, then the quality gates of params.yaml's `validate` section.
 
-Prints both as tables; exits 1 when a gate fails, 2 (one line) when the metrics or params cannot be read.
+Prints both as tables and fails (`validate` returns False, the command exits 1) when a gate fails or when a metric
+committed at the revision is missing from the workspace's metrics; a metrics file or params.yaml that cannot be read
+is an AuxcutError.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 from auxcut import AuxcutError
 from auxcut.pipeline.params import load_params
+from auxcut.reports.summary import read_metrics_file
 
 # Each gate is a param of params.yaml `validate:`, a lower bound on a sum of signed metrics.
 GATES: dict[str, tuple[str, list[tuple[int, str, str]]]] = {
@@ -42,16 +44,7 @@ class GateResult:
 
 def read_metrics(metrics_dir: Path, stages: set[str]) -> dict[str, dict[str, Any]]:
     """metrics/<stage>.json of each stage; a missing or unreadable file is one AuxcutError line."""
-    metrics = {}
-    for stage in sorted(stages):
-        path = metrics_dir / f"{stage}.json"
-        try:
-            metrics[stage] = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise AuxcutError(f"{path}: not found (run `dvc repro` first)") from None
-        except json.JSONDecodeError as exc:
-            raise AuxcutError(f"{path}: not valid JSON ({exc})") from None
-    return metrics
+    return {stage: read_metrics_file(metrics_dir / f"{stage}.json") for stage in sorted(stages)}
 
 
 def lookup(metrics: dict[str, dict[str, Any]], stage: str, key: str, metrics_dir: Path) -> float:
@@ -119,6 +112,22 @@ def diff_table(diff: dict[str, dict[str, dict[str, Any]]], rev: str) -> str:
     return text.lstrip("\n")
 
 
+def missing_metrics(diff: dict[str, dict[str, dict[str, Any]]]) -> dict[str, list[str]]:
+    """The metrics committed at the revision that the workspace's files lack (DVC reports them with no new value),
+    by file: an incomplete or truncated file, or a stage that stopped writing a metric."""
+    missing = {path: sorted(m for m, change in changes.items() if change.get("old") is not None and change.get("new") is None)
+               for path, changes in sorted(diff.items())}
+    return {path: metrics for path, metrics in missing.items() if metrics}
+
+
+def missing_line(missing: dict[str, list[str]], rev: str) -> str:
+    """One line naming the missing metrics (the first three of each file) and the stages to re-run."""
+    files = "; ".join(f"{path} lacks {', '.join(metrics[:3])}" + (f" and {len(metrics) - 3} more" if len(metrics) > 3 else "")
+                      for path, metrics in missing.items())
+    stages = " ".join(Path(path).stem for path in missing)  # metrics/<stage>.json is written by the stage <stage>
+    return f"validate: FAIL: metrics at {rev} missing from the workspace ({files}): re-run `dvc repro {stages}`"
+
+
 def metrics_diff(rev: str) -> dict[str, dict[str, dict[str, Any]]]:
     """DVC's own comparison of the workspace metrics with those committed at `rev`."""
     result = subprocess.run([sys.executable, "-m", "dvc", "metrics", "diff", "--json", rev],
@@ -129,29 +138,21 @@ def metrics_diff(rev: str) -> dict[str, dict[str, dict[str, Any]]]:
     return json.loads(result.stdout or "{}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m auxcut.apps.validate", description="The metrics against a committed revision, then the quality gates of params.yaml `validate`.")
-    parser.add_argument("--rev", default="HEAD", help="the git revision whose metrics to compare with (default HEAD)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics"), help="folder of metrics/<stage>.json")
-    args = parser.parse_args(argv)
-    try:
-        thresholds = load_params(args.params).gates.model_dump()
-        metrics = read_metrics(args.metrics, {stage for _, terms in GATES.values() for _, stage, _ in terms})
-        results = check_gates(metrics, thresholds, args.metrics)
-        diff = metrics_diff(args.rev)
-    except AuxcutError as exc:
-        print(f"auxcut validate: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"metrics against {args.rev} (dvc metrics diff)\n{diff_table(diff, args.rev)}\n")
-    print(f"quality gates ({args.params}: validate)\n{gates_table(results)}\n")
+def validate(rev: str = "HEAD", params: Path = Path("params.yaml"), metrics_dir: Path = Path("metrics")) -> bool:
+    """Print the metrics diff against `rev` and the gates table; True when every gate passes and no committed metric
+    is missing from the workspace."""
+    thresholds = load_params(params).gates.model_dump()
+    results = check_gates(read_metrics(metrics_dir, {stage for _, terms in GATES.values() for _, stage, _ in terms}),
+                          thresholds, metrics_dir)
+    diff = metrics_diff(rev)
+    print(f"metrics against {rev} (dvc metrics diff)\n{diff_table(diff, rev)}\n")
+    print(f"quality gates ({params}: validate)\n{gates_table(results)}\n")
     failed = [r.name for r in results if not r.passed]
+    missing = missing_metrics(diff)
+    if missing:
+        print(missing_line(missing, rev))
     if failed:
         print(f"validate: FAIL: {len(failed)} of {len(results)} gates ({', '.join(failed)})")
-        return 1
-    print(f"validate: all {len(results)} gates pass")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if not (missing or failed):
+        print(f"validate: all {len(results)} gates pass")
+    return not (missing or failed)

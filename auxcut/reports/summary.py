@@ -1,11 +1,39 @@
-"""`python -m auxcut.summary`: the pipeline's headline numbers as a short table (after `dvc repro`)."""
+"""`auxcut summary`: the pipeline's headline numbers as a short table (after `dvc repro`)."""
 
 from __future__ import annotations
 
-import sys
+import json
 from pathlib import Path
+from typing import Any
 
-from auxcut.core.io import read_json
+from auxcut import AuxcutError
+
+
+class MetricsDict(dict):
+    """A JSON object of a metrics file: a key the file lacks is an AuxcutError naming the file and the stage to
+    re-run (metrics/<stage>.json is written by the stage <stage>), not a KeyError."""
+
+    def __init__(self, items: dict[str, Any], path: Path) -> None:
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        raise AuxcutError(f"{self.path}: no {key!r} in it (an older or incomplete file: re-run its stage, "
+                          f"`dvc repro {self.path.stem}`)")
+
+
+def read_metrics_file(path: Path) -> MetricsDict:
+    """metrics/<stage>.json as nested MetricsDicts; a missing, truncated or non-object file is one AuxcutError line."""
+    try:
+        metrics = json.loads(path.read_text(), object_pairs_hook=lambda pairs: MetricsDict(dict(pairs), path))
+    except FileNotFoundError:
+        raise AuxcutError(f"{path}: not found (run `dvc repro` first)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AuxcutError(f"{path}: not valid JSON ({exc}): re-run its stage, `dvc repro {path.stem}`") from None
+    if not isinstance(metrics, MetricsDict):
+        raise AuxcutError(f"{path}: expected a JSON object, got {type(metrics).__name__}: "
+                          f"re-run its stage, `dvc repro {path.stem}`")
+    return metrics
 
 
 def _fmt(value: float, ci: list[float] | None = None, signed: bool = False) -> str:
@@ -14,9 +42,11 @@ def _fmt(value: float, ci: list[float] | None = None, signed: bool = False) -> s
 
 
 def summary_table(metrics_dir: Path = Path("metrics")) -> str:
-    fair = read_json(metrics_dir / "fairness.json")
-    cut = read_json(metrics_dir / "maxcut.json")
-    aux = read_json(metrics_dir / "train_aux.json")
+    """The table `auxcut summary` prints, from metrics_dir/<stage>.json; a missing, truncated or incomplete file is
+    an AuxcutError naming it."""
+    fair = read_metrics_file(metrics_dir / "fairness.json")
+    cut = read_metrics_file(metrics_dir / "maxcut.json")
+    aux = read_metrics_file(metrics_dir / "train_aux.json")
     pct = int(fair["ci"] * 100)
     lines = [f"auxcut results on the test split ({fair['test_rows']} images, {pct}% bootstrap intervals, head: {fair['head']})", ""]
     attributes = list(fair["predictors"]["base"]["groups"])
@@ -56,41 +86,29 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
                      f"{agree['error_correlation']:+.2f}")
     exits_path, attributes_path = metrics_dir / "train_exits.json", metrics_dir / "train_attributes.json"
     if exits_path.is_file():
-        ex = read_json(exits_path)
+        ex = read_metrics_file(exits_path)
         point = ex["operating_point"]["test"]
         lines.append(f"{'early exits (' + ex['groups'] + ' groups)':<38} at the point picked on val: accuracy "
                      f"{point['accuracy']:.3f} (full depth {ex['full_accuracy']['test']:.3f}) at {point['flops']:.0%} of "
                      f"the FLOPs, {point['coarse_share']:.0%} answers coarse (plots/exits/curve.png)")
     if attributes_path.is_file():
-        at = read_json(attributes_path)
+        at = read_metrics_file(attributes_path)
         row = at["by_fraction"][-1]
         lines.append(f"{'attribute heads (' + format(row['hidden'], '.0%') + ' labels hidden)':<38} shared / separate: " +
                      ", ".join(f"{n} {row['shared']['accuracy'][n]:.3f} / {row['separate']['accuracy'][n]:.3f}"
                                for n in at["attributes"]))
     robustness_path = metrics_dir / "robustness.json"
     if robustness_path.is_file():
-        sets = read_json(robustness_path)["sets"]
+        sets = read_metrics_file(robustness_path)["sets"]
         names = [n for n in next(iter(sets.values()))["predictors"] if n in ("base", "stacked") or n.startswith("fc_")]
         lines.append(f"{'under occlusion (accuracy)':<38} " + ", ".join(names) + " (plots/robustness/accuracy.png)")
         for set_name, scored in sets.items():
             lines.append(f"{'  ' + set_name:<38} " + " ".join(f"{scored['predictors'][n]['accuracy']:.3f}" for n in names))
     discover_path, fine_path = metrics_dir / "discover.json", metrics_dir / "score_fine.json"
     if discover_path.is_file() and fine_path.is_file():
-        found, fine = read_json(discover_path), read_json(fine_path)
+        found, fine = read_metrics_file(discover_path), read_metrics_file(fine_path)
         lines.append(f"{'fine labels discovered':<38} {found['fine_labels']} in {found['coarse_classes']} classes, "
                      f"{found['assigned_share']:.0%} of train labelled (plots/discovery/umap.png); minus base: " +
                      ", ".join(f"{mode} {m['minus_base']['accuracy']['value']:+.3f}" for mode, m in fine["modes"].items()))
     return "\n".join(lines)
 
-
-def main() -> int:
-    try:
-        print(summary_table())
-    except FileNotFoundError as exc:
-        print(f"error: {exc.filename} not found (run `dvc repro` first)", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ reproducible per seed when the iteration budget stops the polish (milliseconds f
 second for n = 800 on a 2-core machine); a run cut short by the time cap depends on machine speed.
 With `method="exact"` there is nothing to polish.
 
-Command line: `python -m auxcut.method.maxcut GRAPH` (see `auxcut.method.maxcut.cli`).
+Command line: `auxcut maxcut GRAPH` (in `auxcut.apps.cli`).
 """
 
 from __future__ import annotations

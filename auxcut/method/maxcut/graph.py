@@ -11,6 +11,9 @@ from auxcut import AuxcutError
 
 Weights = np.ndarray | sp.csr_matrix
 SYMMETRY_TOLERANCE = 1e-9  # relative: rounding noise is averaged away, anything larger is an error
+# The most nodes an edge list may declare: five times the largest G-set instance (G81, n = 20000). The lowrank SDP
+# holds an n x sqrt(2n) matrix (360 MB at this n); the header is checked before anything of size n is allocated.
+MAX_NODES = 100_000
 
 
 def check_weights(weights: object, where: str = "weights") -> Weights:
@@ -69,7 +72,8 @@ def edge_count(weights: Weights) -> int:
 
 
 def read_graph(path: Path) -> Weights:
-    """A dense .npy / .csv matrix, or an edge list: `n m`, then m lines `i j [w]` (1-based; w defaults to 1)."""
+    """A dense .npy / .csv matrix, or an edge list: `n m`, then m lines `i j [w]` (1-based; w defaults to 1), with
+    n at most MAX_NODES."""
     if not path.is_file():
         raise AuxcutError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -90,6 +94,9 @@ def _read_edge_list(path: Path) -> sp.csr_matrix:
     if not lines or len(lines[0][1]) != 2:
         raise AuxcutError(f"{path}: line {lines[0][0] if lines else 1}: expected 'n m' (nodes, edges)")
     n, m = int(lines[0][1][0]), int(lines[0][1][1])
+    if not 1 <= n <= MAX_NODES:
+        raise AuxcutError(f"{path}: line {lines[0][0]}: header says {n} nodes; expected 1 to {MAX_NODES:,} "
+                          "(auxcut's limit for an edge list)")
     if len(lines) - 1 != m:
         raise AuxcutError(f"{path}: header says {m} edges, found {len(lines) - 1}")
     rows, cols, vals = np.empty(m, np.int64), np.empty(m, np.int64), np.ones(m)

@@ -1,5 +1,0 @@
-import sys
-
-from auxcut.method.maxcut.cli import main
-
-sys.exit(main())
