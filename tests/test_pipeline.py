@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import STAGES, digest, ran_stages, run, set_params
 
@@ -71,6 +73,69 @@ def test_fairness_compares_three_predictors_on_test(pipeline):
         assert (repo / "plots" / plot).stat().st_size > 0, plot
 
 
+def test_heads_are_fit_on_val_and_scored_on_test(pipeline):
+    """The control and stacked heads refit with scikit-learn alone on the val rows of data/stacked.csv give the saved
+    heads' probabilities for every row (a head fit on other rows, test among them, would not), and the fairness
+    stage's accuracies and aux gain are those probabilities' on the test rows."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    repo, _, _ = pipeline
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    head = params["head"]
+    assert (head["type"], head["aux_features"]) == ("logistic", "nodes")  # the heads refit below
+    frame = pd.read_csv(repo / "data" / "stacked.csv")
+    base_columns = [c for c in frame.columns if c.startswith("base_")]
+    aux_columns = [c for c in frame.columns if c.startswith("aux_")]
+    y = frame["target"].to_numpy()
+    val, test = (frame["split"] == "val").to_numpy(), (frame["split"] == "test").to_numpy()
+    fair, accuracy = metrics(repo, "fairness"), {}
+    for name, columns in (("control", base_columns), ("stacked", base_columns + aux_columns)):
+        x = frame[columns].to_numpy(dtype=np.float64)
+        refit = make_pipeline(StandardScaler(), LogisticRegression(C=head["C"], max_iter=head["max_iter"],
+                                                                   random_state=params["seed"])).fit(x[val], y[val])
+        saved = np.load(repo / "data" / "predictions" / f"head_{name}.npy")
+        assert list(refit.classes_) == list(range(saved.shape[1]))
+        np.testing.assert_allclose(saved, refit.predict_proba(x), atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(joblib.load(repo / "models" / f"head_{name}.joblib").predict_proba(x), saved,
+                                   atol=1e-12, err_msg=name)  # the saved head is the one that predicted
+        accuracy[name] = float((saved[test].argmax(1) == y[test]).mean())
+        assert fair["predictors"][name]["accuracy"] == pytest.approx(accuracy[name]), name
+    gain = fair["differences"]["stacked_minus_control"]["accuracy"]["value"]
+    assert gain == pytest.approx(accuracy["stacked"] - accuracy["control"])
+
+
+def test_early_exit_point_is_picked_on_val_and_reported_on_test(pipeline):
+    """The operating point is the package's pick on the val columns of plots/exits/curve.csv, and what the metrics
+    report of it are its test columns."""
+    from auxcut.variants import exits
+
+    repo, _, _ = pipeline
+    m = metrics(repo, "train_exits")
+    curve = pd.read_csv(repo / "plots" / "exits" / "curve.csv")
+    thresholds = [c for c in curve.columns if c.startswith("threshold_")]
+    assert m["backbone"] == "frozen" and len(thresholds) == len(m["exits"])
+    samples = pd.read_csv(repo / "data" / "prepared" / "samples.csv")
+    base = np.load(repo / "data" / "predictions" / "base.npy").argmax(1)
+    for split in ("val", "test"):  # a frozen backbone's final exit is the base
+        rows = (samples["split"] == split).to_numpy()
+        assert m["full_accuracy"][split] == pytest.approx((base[rows] == samples["label"][rows]).mean())
+    never = curve[thresholds].isna().all(axis=1)  # no early answer: every image at the final exit
+    assert curve.loc[never, "val_accuracy"].item() == pytest.approx(m["full_accuracy"]["val"])
+    assert curve.loc[never, "accuracy"].item() == pytest.approx(m["full_accuracy"]["test"])
+    val_curve = curve[["val_accuracy", "val_coarse_right", "val_flops"]].rename(columns=lambda c: c.removeprefix("val_"))
+    picked = curve.loc[exits.operating_point(val_curve, m["full_accuracy"]["val"])]
+    reported = m["operating_point"]
+    assert reported["picked_on"] == "val"
+    for column in thresholds:
+        assert reported[column] == (None if pd.isna(picked[column]) else pytest.approx(picked[column])), column
+    assert set(reported["test"]) == {"accuracy", "coarse_share", "coarse_right", "fine_accuracy", "fine_right", "flops"}
+    for key, value in reported["test"].items():
+        assert value == (None if pd.isna(picked[key]) else pytest.approx(picked[key])), key
+
+
 def test_every_predictor_on_every_occluded_set(pipeline):
     repo, _, _ = pipeline
     fair, robust, heads = metrics(repo, "fairness"), metrics(repo, "robustness"), metrics(repo, "train_missing")
@@ -106,7 +171,10 @@ def test_fine_labels_are_discovered_on_train_and_teach_two_nets(pipeline):
     assert found["fine_labels"] == len(found["names"]) == labels["fine"].max() + 1 >= 10  # at least one per digit
     for name, coarse in zip(labels.loc[assigned, "fine_name"], samples.loc[assigned, "class_name"]):
         assert name.split("/")[0] == str(coarse)  # each fine label lies inside its coarse class
-    assert 0 <= found["agreement"]["digit"]["ari"] <= 1
+    from sklearn.metrics import adjusted_rand_score
+
+    ari = adjusted_rand_score(samples.loc[assigned, "group_digit"], labels.loc[assigned, "fine"])
+    assert found["agreement"]["digit"]["ari"] == pytest.approx(ari) and ari > 0.1  # fine labels nest in the digits
     assert found["class_attributes"] == ["digit"]  # the digit is the class: the fine labels nest inside it
     assert set(fine["modes"]) == set(scored["modes"]) == {"pretrain", "multihead"}
     assert fine["fine_labels"] == found["fine_labels"]
@@ -125,7 +193,38 @@ def test_summary_table(pipeline):
     repo, env, _ = pipeline
     result = run([sys.executable, "-m", "auxcut", "summary"], repo, env)
     assert result.returncode == 0, result.stderr
-    assert "aux gain (stacked - control)" in result.stdout and "SDP bound" in result.stdout
+    table = result.stdout.splitlines()
+    fair, cut, early = metrics(repo, "fairness"), metrics(repo, "maxcut"), metrics(repo, "train_exits")
+
+    def shown(value: float, text: str) -> bool:  # printed with 3 decimals
+        return abs(float(text) - value) <= 5e-4 + 1e-12
+
+    number = r"([+-]?\d+\.\d+)"
+    interval = rf"{number} \[{number}, {number}\]"
+    rows = {match[1]: match.groups()[1:] for line in table
+            if (match := re.fullmatch(rf"(base|control|stacked)\s+{interval}\s+{interval} \((\w+)\)\s*", line))}
+    assert sorted(rows) == ["base", "control", "stacked"], result.stdout
+    for name, (*numbers, worst_group) in rows.items():
+        report = fair["predictors"][name]
+        digit = report["groups"]["digit"]
+        values = [report["accuracy"], *report["accuracy_ci"], digit["worst_group_accuracy"], *digit["worst_group_accuracy_ci"]]
+        assert all(shown(v, t) for v, t in zip(values, numbers, strict=True)), (name, values, numbers)
+        assert worst_group == digit["worst_group"]
+    for key, label in (("control_minus_base", "recalibration gain"), ("stacked_minus_control", "aux gain")):
+        [line] = [line for line in table if line.startswith(label)]
+        difference = fair["differences"][key]["accuracy"]
+        numbers = re.search(interval, line).groups()
+        assert all(shown(v, t) for v, t in zip([difference["value"], *difference["ci"]], numbers, strict=True)), line
+    [line] = [line for line in table if line.startswith(f"max-cut ({cut['method']})")]
+    match = re.search(r"GW cut ([\d.]+) / certified SDP bound ([\d.]+) = ([\d.]+); exact optimum ([\d.]+)", line)
+    assert float(match[1]) == pytest.approx(cut["rounded_cut"], rel=1e-5), line  # 6 significant digits
+    assert float(match[2]) == pytest.approx(cut["sdp_bound"], rel=1e-3), line  # 4 significant digits
+    assert shown(cut["gw_cut_over_sdp_bound"], match[3]) and float(match[4]) == pytest.approx(cut["exact"], rel=1e-5)
+    [line] = [line for line in table if line.startswith("early exits")]
+    match = re.search(r"accuracy ([\d.]+) \(full depth ([\d.]+)\) at (\d+)% of the FLOPs, (\d+)% answers coarse", line)
+    point = early["operating_point"]["test"]
+    assert shown(point["accuracy"], match[1]) and shown(early["full_accuracy"]["test"], match[2]), line
+    assert abs(int(match[3]) - 100 * point["flops"]) <= 0.5 and abs(int(match[4]) - 100 * point["coarse_share"]) <= 0.5
 
 
 def test_status_is_clean_and_noop_repro_runs_nothing(pipeline):

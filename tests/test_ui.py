@@ -20,6 +20,18 @@ from test_pipeline import STAGES
 
 CHROMIUM = Path("/usr/bin/chromium")  # the system's browser: Playwright must never download one
 METRIC = "predictors.stacked.accuracy"
+# Set where a browser is expected (.ci/run, the GitHub workflow): there a missing browser fails the test instead of
+# skipping it, so that the UI check cannot pass by not running.
+REQUIRE_BROWSER = "AUXCUT_REQUIRE_BROWSER"
+
+
+def require_browser(browser: Path = CHROMIUM) -> None:
+    """Skip the calling test when the browser is missing, or fail it where AUXCUT_REQUIRE_BROWSER=1."""
+    if browser.exists():
+        return
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{browser} missing and {REQUIRE_BROWSER}=1: install it (apt-get install chromium; .ci/run does)")
+    pytest.skip(f"{browser} missing (apt-get install chromium; .ci/run does)")
 
 
 def free_port() -> int:
@@ -88,9 +100,20 @@ def test_url_falls_back_to_the_home_page_until_the_experiment_exists(tmp_path):
     assert not (tmp_path / "missing.db").exists()  # looking must not create a store
 
 
+def test_a_missing_browser_skips_or_fails_where_one_is_required(tmp_path, monkeypatch):
+    missing = tmp_path / "chromium"
+    monkeypatch.delenv(REQUIRE_BROWSER, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="missing"):
+        require_browser(missing)
+    monkeypatch.setenv(REQUIRE_BROWSER, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_BROWSER}=1"):
+        require_browser(missing)
+    missing.touch()
+    require_browser(missing)  # there: the test goes on
+
+
 def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)")
+    require_browser()
     repo, env, _ = pipeline
     experiment, parent_name, fairness = full_pipeline_run(env["MLFLOW_TRACKING_URI"])
     port, log = free_port(), tmp_path / "server.log"
