@@ -1,4 +1,5 @@
-"""train_base: train the base CNN classifier on train (early-stopped on val); predict every image."""
+"""train_base: train the base classifier (base.arch, from base.weights if given) on train (early-stopped on val);
+predict every image."""
 
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from auxcut.data import prepared  # noqa: E402
 from auxcut.nets import distributed, training  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.core.io import save_npy  # noqa: E402
-from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.nets import backbones  # noqa: E402
+from auxcut.nets.models import count_parameters  # noqa: E402
 from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
 
 
@@ -23,7 +25,9 @@ def main(stage: Stage) -> None:
     device = training.pick_device()
     mean, std = training.channel_stats(ds.images, train_idx)
     training.seed_everything(p.seed, training.pick_device())  # weight init is random too
-    model = ConvNet(tuple(ds.images.shape[1:]), len(ds.classes), cfg.width)
+    model = backbones.make(cfg.arch, tuple(ds.images.shape[1:]), len(ds.classes), width=cfg.width,
+                           small_input=cfg.small_input)
+    backbones.load_weights(model, cfg.weights)
     result = training.fit(model, ds.images, labels, train_idx, val_idx, task="multiclass", mean=mean, std=std,
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=device, desc="train_base")

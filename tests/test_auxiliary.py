@@ -90,7 +90,7 @@ def test_node_metrics_score_a_cut_on_its_own_images_per_split():
 
 def settings(**changes) -> SimpleNamespace:
     cfg = dict(width=2, epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, patience=5, augment=False,
-               objective="plain", strength=0.0, view="full", mode="separate")
+               objective="plain", strength=0.0, view="full", mode="separate", arch="convnet", small_input="auto")
     return SimpleNamespace(**{**cfg, **changes})
 
 

@@ -201,7 +201,10 @@ def params_reference(params_path: str | Path = "params.yaml") -> str:
     text = Path(params_path).read_text()
     values = yaml.safe_load(text)
     comments = yaml_comments(text)
-    section_of_class = {model: key for key, model in _sections(schema.Params)}
+    section_of_class: dict[type, str] = {}  # a class shared by sections (TrainParams): the first section built on it
+    for key, model in _sections(schema.Params):
+        for cls in model.__mro__:
+            section_of_class.setdefault(cls, key)
 
     def meaning(holder: type[BaseModel], key: str, name: str) -> str:
         """The comment beside the key in params.yaml; else beside the field in the schema; else beside the same key

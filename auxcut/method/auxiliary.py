@@ -15,14 +15,15 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from auxcut import AuxcutError
 from auxcut.core import paths
 from auxcut.data import prepared
 from auxcut.method import objectives
 from auxcut.method.hierarchy import ClassTree
-from auxcut.nets import distributed, inference, training
-from auxcut.nets.models import ConvNet, ViewKind, count_parameters
+from auxcut.nets import backbones, distributed, inference, training
+from auxcut.nets.models import ViewKind, count_parameters
 
 MIN_RATIO = 10  # the base has at least this many times the parameters of all auxes together
 
@@ -34,21 +35,34 @@ class AuxSettings(training.TrainSettings, Protocol):
     strength: float
     view: ViewKind
     mode: str
+    arch: str
+    small_input: backbones.SmallInput
 
 
-def check_budget(in_shape: tuple[int, int, int], width: int, view: ViewKind, n_nets: int, base_parameters: int) -> int:
-    """The auxes' parameters in all; an AuxcutError naming the widest aux.width that fits when they are too many."""
-    def total(w: int) -> int:
-        return n_nets * count_parameters(ConvNet(in_shape, 1, w, view))
+def check_budget(in_shape: tuple[int, int, int], width: int, view: ViewKind, n_nets: int, base_parameters: int,
+                 arch: str = backbones.CONVNET, small_input: backbones.SmallInput = "auto") -> int:
+    """The auxes' parameters in all; an AuxcutError naming the widest setting that fits when they are too many: the
+    widest aux.width of a convnet aux (whatever aux.arch was asked, as only convnet has a width to narrow)."""
+    def total(name: str, w: int) -> int:
+        return n_nets * count_parameters(backbones.make(name, in_shape, 1, width=w, view=view, small_input=small_input,
+                                                        param="aux.arch"))
 
-    asked = total(width)
+    asked = total(arch, width)
     if base_parameters / asked >= MIN_RATIO:
         return asked
-    fits = next((w for w in range(width - 1, 0, -1) if base_parameters / total(w) >= MIN_RATIO), None)
-    hint = f"aux.width {fits} fits" if fits else "no aux.width fits: lower maxcut.depth or widen the base"
+    own = arch == backbones.CONVNET
+    if own:
+        fits = next((w for w in range(width - 1, 0, -1) if base_parameters / total(arch, w) >= MIN_RATIO), None)
+    else:  # aux.width is no bound on another arch: the widest convnet that fits, however wide
+        fits = None
+        while base_parameters / total(backbones.CONVNET, (fits or 0) + 1) >= MIN_RATIO:
+            fits = (fits or 0) + 1
+    setting = "aux.width" if own else "aux.arch convnet with aux.width"
+    hint = f"{setting} {fits} fits" if fits else f"no {setting} fits: lower maxcut.depth or widen the base"
     many = f"{n_nets} auxes (one per cut of the tree) of " if n_nets > 1 else ""
     ratio = math.floor(100 * base_parameters / asked) / 100  # rounded down: just under 10x never reads "10.00x"
-    raise AuxcutError(f"params.yaml: aux.width={width} gives {many}{asked // n_nets:,} parameters, "
+    asking = f"aux.width={width}" if own else f"aux.arch={arch}"
+    raise AuxcutError(f"params.yaml: {asking} gives {many}{asked // n_nets:,} parameters, "
                       f"{asked:,} in all: only {ratio:.2f}x fewer than the base's "
                       f"{base_parameters:,}; the aux must be at least {MIN_RATIO}x smaller ({hint})")
 
@@ -56,13 +70,13 @@ def check_budget(in_shape: tuple[int, int, int], width: int, view: ViewKind, n_n
 class Trained(NamedTuple):
     """What either mode trained, as the outputs want it."""
 
-    models: list[ConvNet]  # models/aux.pt: the auxes, or the one net carrying the cut heads
+    models: list[nn.Module]  # models/aux.pt: the auxes, or the one net carrying the cut heads
     aux_probs: np.ndarray  # (N, cuts) each cut's probability of side 1
     class_probs: np.ndarray  # (N, K) what the stacked set is built on: the base's, or the joint net's class head
     nodes: list[dict]  # per cut, its metrics
     history: list[dict[str, float]]  # the root cut's (or the joint net's) training curve
     parameters: int  # the auxes' parameters, or those the heads add to the base
-    predictor_nets: list[tuple[ConvNet, training.Task]]  # what the final predictor runs besides the base (separate)
+    predictor_nets: list[tuple[nn.Module, training.Task]]  # what the final predictor runs besides the base (separate)
 
 
 def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.ndarray, ds: prepared.Dataset) -> dict:
@@ -78,7 +92,7 @@ def node_metrics(k: int, prob: np.ndarray, targets: np.ndarray, base_side: np.nd
             "test": objectives.side_agreement(prob[test], base_side[test], targets[test])}
 
 
-def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base: ConvNet,
+def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base: nn.Module,
                    base_probs: np.ndarray, node_probs: np.ndarray, mean: np.ndarray, std: np.ndarray,
                    cfg: AuxSettings, seed: int, device: torch.device, is_main: bool,
                    say: Callable[[str], None]) -> Trained | None:
@@ -86,7 +100,8 @@ def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFram
     processes, which train alongside rank 0 but leave predicting to it."""
     in_shape = tuple(ds.images.shape[1:])
     base_parameters = count_parameters(base)
-    aux_parameters = check_budget(in_shape, cfg.width, cfg.view, len(tree.nodes), base_parameters)
+    aux_parameters = check_budget(in_shape, cfg.width, cfg.view, len(tree.nodes), base_parameters, cfg.arch,
+                                  cfg.small_input)
     say(f"base {base_parameters:,} parameters, {len(tree.nodes)} aux(es) {aux_parameters:,} "
         f"({base_parameters / aux_parameters:.1f}x fewer); objective {cfg.objective}, view {cfg.view}")
     train_all, val_all = ds.indices("train"), ds.indices("val")
@@ -101,7 +116,8 @@ def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFram
         base_side = objectives.base_side_probability(node_probs, tree.class_sides(k))
         objective = objectives.make_objective(cfg.objective, cfg.strength, sides, base_side, train_idx)
         training.seed_everything(seed + k, device)  # weight init is random too; the root is seeded as before trees
-        model = ConvNet(in_shape, 1, cfg.width, cfg.view)
+        model = backbones.make(cfg.arch, in_shape, 1, width=cfg.width, view=cfg.view, small_input=cfg.small_input,
+                               param="aux.arch")
         desc = "train_aux" if len(tree.nodes) == 1 else f"train_aux node {k}"
         result = training.fit(model, ds.images, sides, train_idx, val_idx, task="binary", mean=mean,
                               std=std, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
@@ -123,7 +139,7 @@ def train_separate(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFram
                    [(m, "binary") for m in models])
 
 
-def summary(out: Trained, cfg: AuxSettings, ds: prepared.Dataset, base: ConvNet, base_probs: np.ndarray,
+def summary(out: Trained, cfg: AuxSettings, ds: prepared.Dataset, base: nn.Module, base_probs: np.ndarray,
             mean: np.ndarray, std: np.ndarray, device: torch.device) -> dict:
     """metrics/train_aux.json: the budget, the class accuracy the stacked set is built on, the predictor's inference
     speed against the base alone (measured here on the same test images), the root cut's aux and every cut's."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from auxcut import AuxcutError
 from auxcut.nets import distributed
 from auxcut.core.io import atomic_path, reading
-from auxcut.nets.models import ConvNet, build
+from auxcut.nets.backbones import build
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _parallel(model: ConvNet, world: distributed.World, device: torch.device) -> nn.Module:
+def _parallel(model: nn.Module, world: distributed.World, device: torch.device) -> nn.Module:
     """What trains: the model itself in a lone process; under torchrun, DistributedDataParallel around it."""
     if world.size == 1:
         return model
@@ -190,7 +190,7 @@ def _parallel(model: ConvNet, world: distributed.World, device: torch.device) ->
         # SyncBatchNorm on GPUs: each process sees batch_size / N images of a batch (8 of 64 on 8 GPUs), and batch
         # norm over so few is noisier than in the one-process run the params are set for; syncing normalises by the
         # whole batch, for small collectives in every layer and step. PyTorch has it for GPUs only, so on CPUs (gloo)
-        # each process normalises by its own part. On a copy: fit returns a plain ConvNet either way.
+        # each process normalises by its own part. On a copy: fit returns the plain net either way.
         model = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(model))
     # No broadcast of buffers before every step: rank 0's batch-norm running statistics are the ones kept, and fit
     # hands them to every process before each evaluation.
@@ -199,7 +199,7 @@ def _parallel(model: ConvNet, world: distributed.World, device: torch.device) ->
 
 @dataclass
 class FitResult:
-    model: ConvNet
+    model: nn.Module
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -221,7 +221,7 @@ class TrainSettings(Protocol):
     augment: bool
 
 
-def fit(model: ConvNet, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
+def fit(model: nn.Module, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
         task: Task, mean: np.ndarray, std: np.ndarray, epochs: int, batch_size: int, lr: float,
         weight_decay: float, patience: int, seed: int, device: torch.device, desc: str,
         augment: bool = False, objective: Objective | None = None) -> FitResult:
@@ -354,9 +354,9 @@ def save_checkpoint(path: Path, models: nn.Module | list[nn.Module], **extra: An
 
 
 def load_checkpoint(path: Path, builder: Callable[[dict[str, Any]], nn.Module] = build
-                    ) -> tuple[list[ConvNet], dict[str, Any]]:
+                    ) -> tuple[list[nn.Module], dict[str, Any]]:
     """The models a checkpoint holds (in the order saved) and its whole state (`mean`, `std`, ...); `builder` makes
-    an empty model from a saved arch (a ConvNet unless told otherwise, e.g. auxcut.variants.exits.build for early exits)."""
+    an empty model from a saved arch (any arch of auxcut.nets.backbones unless told otherwise, e.g. auxcut.variants.exits.build for early exits)."""
     with reading(path):  # missing or truncated: one line naming the stage that trains it
         state = torch.load(path, map_location="cpu", weights_only=True)
     if "nets" not in state:

@@ -71,7 +71,33 @@ class TrainParams(_Strict):
     augment: bool
 
 
-class AuxParams(TrainParams):
+def _arch_name(value: str) -> str:
+    """An arch auxcut.nets.backbones can build; torch is imported only for a name other than convnet."""
+    if value == "convnet":
+        return value
+    from auxcut.nets import backbones
+
+    return backbones.check_name(value)
+
+
+NO_WEIGHTS = "data/no_weights"  # base.weights' none (auxcut.nets.backbones.NO_WEIGHTS), checked without importing torch
+
+
+class ArchParams(_Strict):
+    """Which net a stage builds (auxcut.nets.backbones): convnet, pmnist_net[_relu6|_sigmoid|_tanh] or a torchvision
+    classification model by name."""
+
+    arch: Annotated[str, AfterValidator(_arch_name)]
+    small_input: Literal["auto"] | bool  # torchvision nets: 3x3 stride-1 stem, no first max-pool; auto: at <= 64 px
+
+
+class BaseParams(TrainParams, ArchParams):
+    """The base classifier (stage train_base)."""
+
+    weights: str = Field(min_length=1)  # a dep of train_base in dvc.yaml: a weights file, or data/no_weights for none
+
+
+class AuxParams(TrainParams, ArchParams):
     objective: Literal["plain", "residual", "decorrelated"]  # see auxcut.method.objectives
     strength: float = Field(ge=0)  # how hard the objective pushes the aux away from the base's errors; 0 = plain
     view: Literal["full", "gray", "low", "center"]  # what the aux sees of the image (auxcut.nets.models.View)
@@ -210,7 +236,7 @@ class ValidateParams(_Strict):
 class Params(_Strict):
     seed: int = Field(ge=0, lt=2**32)  # numpy's and scikit-learn's seeds are unsigned 32-bit
     data: DataParams
-    base: TrainParams
+    base: BaseParams
     aux: AuxParams
     confusion: ConfusionParams
     maxcut: MaxcutParams
@@ -256,6 +282,10 @@ def check_combinations(p: Params) -> None:
             checks.check_groups(p.exits.groups, classes)
     if p.data.source in checks.SOURCE_ATTRIBUTES:
         checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
+    if p.base.weights != NO_WEIGHTS:  # a file to load: it must be there before any stage trains
+        from auxcut.nets import backbones
+
+        backbones.check_weights_file(p.base.weights)
 
 
 def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
