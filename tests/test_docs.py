@@ -50,7 +50,7 @@ def test_yaml_comments_follow_keys_and_continuation_lines():
 def test_types_and_bounds_in_words():
     fields = Params.model_fields
     data = fields["data"].annotation.model_fields
-    assert describe_type(data["source"].annotation) == "one of `digits`, `utkface`, `imagefolder`"
+    assert describe_type(data["source"].annotation) == "one of `digits`, `mnist`, `utkface`, `imagefolder`"
     assert describe_bounds(data["image_size"].metadata, int) == "≥ 4, ≤ 1024"
     sets = fields["occlusion"].annotation.model_fields["sets"]
     assert describe_bounds(sets.metadata, sets.annotation) == "at least 1 entry, no repeats"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from auxcut import AuxcutError
+from auxcut.pipeline.params import load_params
 from auxcut.nets import embedding, training
 from auxcut.variants import missing, occlusion, robustness
 from auxcut.nets.models import ConvNet
@@ -54,11 +56,40 @@ def test_occlude_blanks_every_channel_and_keeps_the_rest():
     assert ((out[:, 0] == 0) == per_image).all()
 
 
-def test_an_occlusion_that_removes_the_whole_image_is_one_line():
-    with pytest.raises(AuxcutError, match=r"^occlusion\.patches \(count x size\): removes the whole 4x4 image"):
-        occlusion.masks(["patches"], 20, 4, 4, patch_count=200, patch_size=0.75, seed=0)
+def test_an_unknown_set_is_one_line():
     with pytest.raises(AuxcutError, match="unknown set 'blur'"):
         occlusion.masks(["blur"], 2, 8, 8, 1, 0.25, 0)
+
+
+@pytest.mark.parametrize("size", [4, 5, 8, 28])
+def test_the_cuts_never_remove_the_whole_image(size):
+    occlusion.check_leaves_pixels(list(occlusion.CUTS), size, 1, 0.25)
+
+
+@pytest.mark.parametrize("count, size, image_size, covering", [(4, 0.5, 8, 4), (16, 0.3, 10, 16), (200, 0.75, 4, 4),
+                                                                (16, 0.25, 8, 16)])
+def test_patches_that_can_cover_the_image_are_refused_and_one_fewer_cannot_cover_it(count, size, image_size, covering):
+    with pytest.raises(AuxcutError, match=rf"^occlusion\.patch_count {count} x patch_size {size:g}: .* can remove the "
+                                          rf"whole {image_size}x{image_size} image \(data\.image_size\), {covering} "
+                                          rf"of them cover it; use at most {covering - 1} squares"):
+        occlusion.check_leaves_pixels(["patches"], image_size, count, size)
+    occlusion.check_leaves_pixels(["patches"], image_size, covering - 1, size)
+    occlusion.check_leaves_pixels(["horizontal"], image_size, count, size)  # patches not asked for: not checked
+    # one fewer square than the covering number leaves a pixel in every image, whatever the placement
+    mask = occlusion.patches(2000, image_size, image_size, covering - 1, size, seed=0)
+    assert (~mask).reshape(2000, -1).any(1).all()
+
+
+def test_a_whole_image_occlusion_is_refused_when_params_are_read(params_dict, tmp_path):
+    params_dict["occlusion"].update(patch_count=4, patch_size=0.5)  # four 4x4 squares can tile the 8x8 digits
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict))
+    with pytest.raises(AuxcutError, match=r"params\.yaml: occlusion\.patch_count 4 x patch_size 0\.5: 4 random 4x4 "
+                                          r"squares can remove the whole 8x8 image"):
+        load_params(path)
+    params_dict["occlusion"]["sets"] = ["horizontal", "triple"]  # the same patch params, unused
+    path.write_text(yaml.safe_dump(params_dict))
+    assert load_params(path).occlusion.patch_count == 4
 
 
 def test_bounded_features_and_their_complement():

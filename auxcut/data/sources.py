@@ -1,5 +1,5 @@
-"""The data sources: scikit-learn's digits, UTKFace faces, or any folder of class sub-folders, each
-loaded into a `Dataset` and split into seeded, stratified train / val / test."""
+"""The data sources: scikit-learn's digits, the official MNIST, UTKFace faces, or any folder of class sub-folders,
+each loaded into a `Dataset` and split into seeded, stratified train / val / test (MNIST keeps its official test set)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from auxcut import AuxcutError
-from auxcut.data import faces
+from auxcut.data import faces, mnist
 from auxcut.data.prepared import SPLITS, Dataset
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -68,6 +68,27 @@ def load_digits(path: Path, image_size: int) -> Dataset:
 
 def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def load_mnist(path: Path, image_size: int, max_per_class: int = 0, seed: int = 0) -> tuple[Dataset, np.ndarray]:
+    """The official MNIST files in the folder `path`: the train part's rows, then the test part's, each subsampled to
+    at most `max_per_class` images per digit (seeded) on its own, and which rows are the official test set. Images
+    are 28x28, resized (bilinear) where image_size differs. The group is the digit, as for digits."""
+    images, labels, sources, test = [], [], [], []
+    for part in mnist.PARTS:
+        part_images, part_labels = mnist.read(path, part)
+        keep = select_per_class(part_labels, max_per_class, seed)
+        images.append(part_images[keep])
+        labels.append(part_labels[keep])
+        sources += [f"{part}[{i}]" for i in keep]  # the image's index in its official file
+        test.append(np.full(len(keep), part == "t10k"))
+    stacked = np.concatenate(images)
+    if image_size != mnist.SIDE:
+        stacked = np.stack([resize_gray(img[0], image_size)[None] for img in stacked])
+    classes = [str(d) for d in range(10)]
+    samples = pd.DataFrame({"source": sources, "label": np.concatenate(labels)})
+    samples["group_digit"] = [classes[y] for y in samples["label"]]
+    return Dataset(images=np.ascontiguousarray(stacked), samples=samples, classes=classes), np.concatenate(test)
 
 
 def _utkface_names(path: Path) -> list[str]:
@@ -184,15 +205,21 @@ def _matched_groups(groups_csv: Path, groups: pd.DataFrame, sources: pd.Series) 
     return groups.rename(columns={c: f"group_{c}" for c in groups.columns if c != "source"})
 
 
-def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int, classes: list[str]) -> np.ndarray:
-    """Seeded, stratified train/val/test assignment; every class must land in every split."""
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int, classes: list[str],
+                     fixed_test: np.ndarray | None = None) -> np.ndarray:
+    """Seeded, stratified train/val/test assignment; every class must land in every split. Where the data set has
+    its own test set (`fixed_test`, a bool per image), that is the test split, and val is carved from the rest in the
+    ratio val : train of `fractions` (its test fraction is then unused)."""
     counts = np.bincount(labels, minlength=len(classes))
     for label, count in enumerate(counts):
         if count < len(SPLITS):
             raise AuxcutError(f"data: class {classes[label]!r} has {count} image(s); each class needs at least 3 (one per split)")
     index = np.arange(len(labels))
     try:
-        rest, test = train_test_split(index, test_size=fractions["test"], stratify=labels, random_state=seed)
+        if fixed_test is None:
+            rest, test = train_test_split(index, test_size=fractions["test"], stratify=labels, random_state=seed)
+        else:
+            rest, test = index[~fixed_test], index[fixed_test]
         val_share = fractions["val"] / (fractions["train"] + fractions["val"])
         train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
     except ValueError as exc:  # e.g. fewer test images than classes
@@ -213,7 +240,8 @@ def prepare(source: str, path: Path, scheme: faces.ClassScheme, groups_csv: Path
     """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits; images are
     grouped by the groups CSV's columns (an image folder only), or by the source's own attributes."""
     if not path.exists():
-        wanted = "a digits CSV" if source == "digits" else "a directory or archive"
+        wanted = {"digits": "a digits CSV", "mnist": "the folder of the official MNIST .gz files"}.get(
+            source, "a directory or archive")
         raise AuxcutError(f"data.path: {path} does not exist (data.source={source} needs {wanted})")
     if source != "imagefolder" and groups_csv is not None:
         extra = [c for c in _read_groups(groups_csv).columns if c != "path"]
@@ -221,15 +249,18 @@ def prepare(source: str, path: Path, scheme: faces.ClassScheme, groups_csv: Path
             raise AuxcutError(f"data.groups_csv: {groups_csv} has group columns ({', '.join(extra)}), but data.source "
                               f"{source} brings its own groups and reads none from a CSV: set data.groups_csv to "
                               f"data/no_groups.csv")
+    fixed_test = None
     if source == "digits":
         data = _subsample(load_digits(path, image_size), max_per_class, seed)
+    elif source == "mnist":  # subsampled per official part, which keeps its own test set
+        data, fixed_test = load_mnist(path, image_size, max_per_class, seed)
     elif source == "utkface":  # subsampled before decoding: the archive is large
         data = load_utkface(path, scheme, image_size, max_per_class, seed)
     else:
         data = _subsample(load_imagefolder(path, groups_csv, image_size), max_per_class, seed)
     data.samples["label"] = data.samples["label"].astype(np.int64)
     data.samples["class_name"] = [data.classes[y] for y in data.samples["label"]]
-    data.samples["split"] = stratified_split(data.samples["label"].to_numpy(), fractions, seed, data.classes)
+    data.samples["split"] = stratified_split(data.samples["label"].to_numpy(), fractions, seed, data.classes, fixed_test)
     return data
 
 

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from auxcut import AuxcutError
 from auxcut.core import paths
-from auxcut.variants import checks
+from auxcut.variants import checks, occlusion
 
 
 class _Strict(BaseModel):
@@ -44,7 +44,9 @@ class SplitParams(_Strict):
 
 
 class DataParams(_Strict):
-    source: Literal["digits", "utkface", "imagefolder"]
+    # mnist keeps its official test set: data.split's train and val decide only how val is carved from the official
+    # train set (val share = val / (train + val)), its test fraction is unused; max_per_class caps each official set
+    source: Literal["digits", "mnist", "utkface", "imagefolder"]
     path: str = Field(min_length=1)  # dvc.yaml names it as a dep of prepare, so it must name something
     classes: Literal["age", "age_race", "age_race_gender"]
     groups_csv: str  # a dep of prepare in dvc.yaml like `path`: data/no_groups.csv (no group columns) for none
@@ -170,7 +172,7 @@ class OcclusionParams(_Strict):
 
     sets: Annotated[list[Literal["horizontal", "vertical", "diagonal", "triple", "patches"]], Distinct] = Field(
         min_length=1)
-    patch_count: int = Field(ge=1)  # random squares per image in the `patches` set
+    patch_count: int = Field(ge=1)  # random squares per image in the `patches` set; fewer than would cover the image
     patch_size: float = Field(gt=0, lt=1)  # their side, as a fraction of the image side (1 would remove it all)
 
 
@@ -282,6 +284,7 @@ def check_combinations(p: Params) -> None:
             checks.check_groups(p.exits.groups, classes)
     if p.data.source in checks.SOURCE_ATTRIBUTES:
         checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
+    occlusion.check_leaves_pixels(p.occlusion.sets, p.data.image_size, p.occlusion.patch_count, p.occlusion.patch_size)
     if p.base.weights != NO_WEIGHTS:  # a file to load: it must be there before any stage trains
         from auxcut.nets import backbones
 

@@ -10,13 +10,13 @@ from auxcut.data import faces
 
 DIGITS_CLASSES = [str(d) for d in range(10)]
 # The group attributes each built-in source gives every image (auxcut.data.sources); an image folder's come from its CSV.
-SOURCE_ATTRIBUTES = {"digits": ["digit"], "utkface": ["age", "race", "gender"]}
+SOURCE_ATTRIBUTES = {"digits": ["digit"], "mnist": ["digit"], "utkface": ["age", "race", "gender"]}
 DERIVED_ATTRIBUTES = ["cut", "class"]  # the top cut's side (data/relabeled.csv) and the class itself
 
 
 def known_classes(source: str, scheme: str) -> list[str] | None:
     """The class names a built-in source has, whatever its images (None for an image folder: its sub-folders)."""
-    if source == "digits":
+    if source in ("digits", "mnist"):
         return DIGITS_CLASSES
     if source == "utkface":
         return faces.class_names(scheme)
