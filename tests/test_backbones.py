@@ -14,6 +14,7 @@ from auxcut.method import auxiliary
 from auxcut.nets import backbones, training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
+from auxcut.variants import joint
 from conftest import REPO
 
 
@@ -140,8 +141,9 @@ def test_a_torchvision_weights_file_loads_into_all_but_its_classifier(tmp_path):
 
 def test_weights_of_another_arch_are_one_line(tmp_path):
     torch.save(backbones.make("resnet18", (3, 32, 32), 10, width=0, small_input=False).state_dict(), tmp_path / "w.pt")
-    with pytest.raises(AuxcutError, match=r"w.pt: not weights of this resnet18: features.net.conv1.weight is "
-                                          r"\(64, 3, 7, 7\) in the file, \(64, 3, 3, 3\) in the net \(small_input") as exc:
+    mismatch = r"w.pt: not weights of this resnet18: features.net.conv1.weight is \(64, 3, 7, 7\) in the file, " \
+               r"\(64, 3, 3, 3\) in the net \(small_input"
+    with pytest.raises(AuxcutError, match=mismatch) as exc:
         backbones.load_weights(backbones.make("resnet18", (3, 32, 32), 10, width=0), str(tmp_path / "w.pt"))
     one_line(exc)
     with pytest.raises(AuxcutError, match=r"w.pt: not weights of a pmnist_net \(\d+ keys missing") as exc:
@@ -167,3 +169,12 @@ def test_an_aux_arch_breaking_the_ten_times_rule_names_the_widest_convnet_that_f
     convnet = count_parameters(backbones.make("convnet", shape, 1, width=fits))
     wider = count_parameters(backbones.make("convnet", shape, 1, width=fits + 1))
     assert base / convnet >= auxiliary.MIN_RATIO > base / wider
+
+
+@pytest.mark.parametrize("name, shape", [("resnet18", (1, 8, 8)), ("pmnist_net_sigmoid", (1, 28, 28))])
+def test_cut_heads_sit_on_a_copy_of_any_base(name, shape):
+    base = backbones.make(name, shape, 4, width=0).eval()
+    net = joint.from_base(base, n_cuts=2).eval()
+    assert net.arch == {**base.arch, "n_outputs": 4 + 2 * 2}
+    x = torch.randn(3, *shape)
+    assert torch.allclose(net(x)[:, :4], base(x), atol=1e-6)  # the class head starts as the base's

@@ -48,7 +48,8 @@ def check_name(name: str) -> str:
     """`name` if it names an arch, else a ValueError listing a few that do (params.py turns it into one line)."""
     if name == CONVNET or name in PMNIST_NAMES or name in torchvision_names():
         return name
-    some = [CONVNET, "pmnist_net", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "alexnet", "vgg11_bn"]
+    some = [CONVNET, "pmnist_net", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "alexnet",
+            "vgg11_bn"]
     raise ValueError(f"unknown arch {name!r}: expected convnet, pmnist_net[_relu6|_sigmoid|_tanh] or a torchvision "
                      f"classification model ({len(names())} in all), e.g. {', '.join(some)}")
 
@@ -73,7 +74,8 @@ class PmnistNet(nn.Module):
         self.view = View(view)
         channels, height, width = self.view.out_shape(tuple(in_shape))
         act = PMNIST_ACTIVATIONS[activation]
-        side = [((s - 4) // 2 - 4) // 2 for s in (height, width)]  # each side after conv 5, pool 2, conv 5, pool 2 (under 1: the forward check refuses the size)
+        # each side after conv 5, pool 2, conv 5, pool 2 (under 1: the forward check in `make` refuses the size)
+        side = [((s - 4) // 2 - 4) // 2 for s in (height, width)]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 10, 5), nn.MaxPool2d(2), act(), nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), act(),
             nn.Flatten(), nn.Linear(20 * max(side[0], 1) * max(side[1], 1), 50), act())
@@ -172,7 +174,8 @@ def _check_takes(model: nn.Module, in_shape: tuple[int, ...], param: str) -> Non
         small = model.arch.get("small_input")
         hint = "" if small is None else f" (small_input {str(small).lower()})"
         raise AuxcutError(f"params.yaml: {param} {model.arch.get('name', CONVNET)}{hint} cannot take "
-                          f"{in_shape[1]}x{in_shape[2]} images ({reason}); change data.image_size or the arch") from None
+                          f"{in_shape[1]}x{in_shape[2]} images ({reason}); change data.image_size or the arch"
+                          ) from None
     finally:
         model.train(training)
 
@@ -186,6 +189,20 @@ def build(arch: dict[str, Any]) -> nn.Module:
     if name in PMNIST_NAMES:
         return PmnistNet(in_shape, n_outputs, PMNIST_NAMES[name], view)
     return TorchvisionNet(name, in_shape, n_outputs, bool(arch["small_input"]), view)
+
+
+def like(net: nn.Module, n_outputs: int) -> nn.Module:
+    """A fresh net of `net`'s arch (and view, and small-input stem) with another number of outputs."""
+    return build({**net.arch, "n_outputs": n_outputs})
+
+
+def replace_classifier(net: nn.Module, n_outputs: int) -> None:
+    """Give `net` a fresh classifier of `n_outputs` (the last linear layer; ConvNet's sits after its dropout)."""
+    if isinstance(net.classifier, nn.Sequential):
+        net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, n_outputs)
+    else:
+        net.classifier = nn.Linear(net.classifier.in_features, n_outputs)
+    net.arch = {**net.arch, "n_outputs": n_outputs}
 
 
 def _looks_like_weights_name(value: str) -> bool:
@@ -239,8 +256,8 @@ def load_weights(model: nn.Module, weights: str, param: str = "base.weights") ->
         if state[key].shape != value.shape:
             stem = " (small_input true makes the stem 3x3: set base.small_input false for weights of the standard " \
                    "stem)" if model.arch.get("small_input") else ""
-            raise AuxcutError(f"{path}: not weights of this {arch_name}: {key} is {tuple(state[key].shape)} in the file, "
-                              f"{tuple(value.shape)} in the net{stem}")
+            raise AuxcutError(f"{path}: not weights of this {arch_name}: {key} is {tuple(state[key].shape)} in the "
+                              f"file, {tuple(value.shape)} in the net{stem}")
     model.load_state_dict(state, strict=False)
     return True
 

@@ -2,9 +2,9 @@
 whose class head stays beside them, fine-tuned jointly. One forward pass gives the class probabilities and every cut
 side's probability, where the separate aux takes a pass of its own per cut.
 
-The net is a plain ConvNet whose last linear layer has K + 2 x cuts outputs: the class logits, then two per cut
-(training.Heads((K, 2, 2, ...))). A cut head's label is missing (skipped by the loss) for images whose class the cut
-does not split, as in data/relabeled.csv.
+The net is the base's arch (any of auxcut.nets.backbones) whose last linear layer has K + 2 x cuts outputs: the class
+logits, then two per cut (training.Heads((K, 2, 2, ...))). A cut head's label is missing (skipped by the loss) for
+images whose class the cut does not split, as in data/relabeled.csv.
 """
 
 from __future__ import annotations
@@ -12,23 +12,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from auxcut.nets import training
-from auxcut.nets.models import ConvNet
+from torch import nn
+
+from auxcut.nets import backbones, training
 
 
 def heads(n_classes: int, n_cuts: int) -> training.Heads:
     return training.Heads((n_classes, *([2] * n_cuts)))
 
 
-def from_base(base: ConvNet, n_cuts: int) -> ConvNet:
+def from_base(base: nn.Module, n_cuts: int) -> nn.Module:
     """A copy of the base with `n_cuts` new binary heads; its backbone and class head start as the base's."""
     n_classes = int(base.arch["n_outputs"])
-    net = ConvNet(tuple(base.arch["in_shape"]), n_classes + 2 * n_cuts, int(base.arch["width"]))
+    net = backbones.like(base, n_classes + 2 * n_cuts)
     state = base.state_dict()
     own = net.state_dict()
     with torch.no_grad():
         for name, value in state.items():
-            if name.startswith("classifier."):  # the class head's rows; the cut heads' rows keep their fresh init
+            # every arch's last layer is its `classifier`: the class head's rows; the cut heads' keep their fresh init
+            if name.startswith("classifier."):
                 own[name][:n_classes] = value
             else:
                 own[name].copy_(value)

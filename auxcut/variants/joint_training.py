@@ -12,19 +12,20 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from auxcut.data import prepared
 from auxcut.method import objectives
 from auxcut.method.auxiliary import AuxSettings, Trained, node_metrics
 from auxcut.method.hierarchy import ClassTree
 from auxcut.nets import training
-from auxcut.nets.models import ConvNet, count_parameters
+from auxcut.nets.models import count_parameters
 from auxcut.variants import joint
 
 
-def train_heads(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base: ConvNet, base_probs: np.ndarray,
-                node_probs: np.ndarray, mean: np.ndarray, std: np.ndarray, cfg: AuxSettings, seed: int,
-                device: torch.device, is_main: bool, say: Callable[[str], None]) -> Trained | None:
+def train_heads(ds: prepared.Dataset, tree: ClassTree, relabeled: pd.DataFrame, base: nn.Module,
+                base_probs: np.ndarray, node_probs: np.ndarray, mean: np.ndarray, std: np.ndarray, cfg: AuxSettings,
+                seed: int, device: torch.device, is_main: bool, say: Callable[[str], None]) -> Trained | None:
     """One binary head per cut on a copy of the base, fine-tuned jointly with its class head; called as
     auxcut.method.auxiliary.train_separate is (`base_probs` unused: the class head's own probabilities replace them).
     None in torchrun's other processes, which train alongside rank 0 but leave predicting to it."""
