@@ -33,8 +33,9 @@ def main(stage: Stage) -> None:
     nets, probs, metrics = [], {}, {"fine_labels": int(fine.max()) + 1, "modes": {}}
     for mode in cfg.modes:
         train_fn = fine_training.pretrain_then_finetune if mode == "pretrain" else fine_training.multihead
-        net, history = train_fn(tuple(ds.images.shape[1:]), len(ds.classes), ds.images, coarse, fine, train, val,
-                                width=int(base.arch["width"]), epochs=cfg.epochs, finetune_epochs=cfg.finetune_epochs, **fit)
+        # the base only lends its arch: each net starts from a fresh init of it
+        net, history = train_fn(base, len(ds.classes), ds.images, coarse, fine, train, val, epochs=cfg.epochs,
+                                finetune_epochs=cfg.finetune_epochs, **fit)
         probs[mode] = fine_training.coarse_probs(net, ds.images, len(ds.classes), mean, std, device)
         nets.append(net)
         stage.log_history(history, paths.PLOTS / "fine" / f"history_{mode}.csv")

@@ -4,6 +4,7 @@ one-line refusals before any training. Tiny images only: every net here is built
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,7 +15,7 @@ from auxcut.method import auxiliary
 from auxcut.nets import backbones, training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
-from auxcut.variants import joint
+from auxcut.variants import fine_training, joint
 from conftest import REPO
 
 
@@ -178,3 +179,24 @@ def test_cut_heads_sit_on_a_copy_of_any_base(name, shape):
     assert net.arch == {**base.arch, "n_outputs": 4 + 2 * 2}
     x = torch.randn(3, *shape)
     assert torch.allclose(net(x)[:, :4], base(x), atol=1e-6)  # the class head starts as the base's
+    backbones.replace_classifier(net, 7)  # what fine-label pretraining does before fine-tuning on the coarse labels
+    assert net(x).shape == (3, 7) and net.arch["n_outputs"] == 7
+
+
+@pytest.mark.parametrize("mode, name, shape", [("pretrain", "pmnist_net_tanh", (1, 28, 28)),
+                                               ("multihead", "pmnist_net", (1, 28, 28))])
+def test_fine_label_nets_are_the_bases_arch(mode, name, shape):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, *shape), dtype=np.uint8)
+    coarse, fine = np.arange(40) % 2, np.arange(40) % 4
+    train, val = np.arange(30), np.arange(30, 40)
+    base = backbones.make(name, shape, 2, width=0)
+    train_fn = fine_training.pretrain_then_finetune if mode == "pretrain" else fine_training.multihead
+    net, history = train_fn(base, 2, images, coarse, fine, train, val, epochs=1, finetune_epochs=1, seed=0,
+                            mean=np.zeros(1), std=np.ones(1), batch_size=16, lr=1e-3, weight_decay=0.0, patience=2,
+                            augment=False, device=torch.device("cpu"))
+    assert {k: v for k, v in net.arch.items() if k != "n_outputs"} == {
+        k: v for k, v in base.arch.items() if k != "n_outputs"}
+    assert len(history) == 2
+    probs = fine_training.coarse_probs(net, images, 2, np.zeros(1), np.ones(1), torch.device("cpu"))
+    assert probs.shape == (40, 2) and np.allclose(probs.sum(1), 1)

@@ -3,7 +3,8 @@
   and the whole net fine-tuned on the coarse labels;
 - multihead: a coarse and a fine head on one backbone, one masked loss (an image without a fine label teaches the
   coarse head only).
-Both are the base's architecture and width, so the comparison with the coarse-only base is at equal size."""
+Both are the base's arch (any of auxcut.nets.backbones: its `arch` record, width and stem included), so the comparison
+with the coarse-only base is at equal size."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import torch
 from torch import nn
 
 from auxcut import AuxcutError
-from auxcut.nets import training
+from auxcut.nets import backbones, training
 from auxcut.variants.discovery import UNASSIGNED
-from auxcut.nets.models import ConvNet
 
 
 def _history(*runs: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -27,9 +27,9 @@ def _history(*runs: list[dict[str, float]]) -> list[dict[str, float]]:
     return out
 
 
-def pretrain_then_finetune(in_shape: tuple[int, int, int], n_coarse: int, images: np.ndarray, coarse: np.ndarray,
-                           fine: np.ndarray, train: np.ndarray, val: np.ndarray, *, width: int, epochs: int,
-                           finetune_epochs: int, seed: int, **fit: Any) -> tuple[ConvNet, list[dict[str, float]]]:
+def pretrain_then_finetune(base: nn.Module, n_coarse: int, images: np.ndarray, coarse: np.ndarray,
+                           fine: np.ndarray, train: np.ndarray, val: np.ndarray, *, epochs: int,
+                           finetune_epochs: int, seed: int, **fit: Any) -> tuple[nn.Module, list[dict[str, float]]]:
     labelled = train[fine[train] != UNASSIGNED]
     n_fine = int(fine.max()) + 1
     if n_fine < 2 or len(labelled) < 10:
@@ -39,30 +39,29 @@ def pretrain_then_finetune(in_shape: tuple[int, int, int], n_coarse: int, images
     held = np.random.default_rng(seed).permutation(labelled)
     cut = max(1, len(held) // 10)
     training.seed_everything(seed, fit["device"])
-    pre = training.fit(ConvNet(in_shape, n_fine, width), images, fine, np.sort(held[cut:]), np.sort(held[:cut]),
+    pre = training.fit(backbones.like(base, n_fine), images, fine, np.sort(held[cut:]), np.sort(held[:cut]),
                        task="multiclass", epochs=epochs, seed=seed, desc="train_fine pretrain on fine labels", **fit)
     net = pre.model
-    net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, n_coarse)
-    net.arch = {**net.arch, "n_outputs": n_coarse}
+    backbones.replace_classifier(net, n_coarse)
     tuned = training.fit(net, images, coarse, train, val, task="multiclass", epochs=finetune_epochs, seed=seed,
                          desc="train_fine fine-tune on coarse labels", **fit)
     return tuned.model, _history(pre.history, tuned.history)
 
 
-def multihead(in_shape: tuple[int, int, int], n_coarse: int, images: np.ndarray, coarse: np.ndarray,
-              fine: np.ndarray, train: np.ndarray, val: np.ndarray, *, width: int, epochs: int, finetune_epochs: int,
-              seed: int, **fit: Any) -> tuple[ConvNet, list[dict[str, float]]]:
+def multihead(base: nn.Module, n_coarse: int, images: np.ndarray, coarse: np.ndarray,
+              fine: np.ndarray, train: np.ndarray, val: np.ndarray, *, epochs: int, finetune_epochs: int,
+              seed: int, **fit: Any) -> tuple[nn.Module, list[dict[str, float]]]:
     n_fine = int(fine.max()) + 1
     heads = training.Heads((n_coarse, max(2, n_fine)))
     targets = np.column_stack([coarse, np.where(fine == UNASSIGNED, training.MISSING, fine)])
     training.seed_everything(seed, fit["device"])
     # one phase as long as the other mode's two, so that both nets get the same epoch budget
-    result = training.fit(ConvNet(in_shape, sum(heads.sizes), width), images, targets, train, val, task=heads,
+    result = training.fit(backbones.like(base, sum(heads.sizes)), images, targets, train, val, task=heads,
                           epochs=epochs + finetune_epochs, seed=seed, desc="train_fine coarse + fine heads", **fit)
     return result.model, result.history
 
 
-def coarse_probs(net: ConvNet, images: np.ndarray, n_coarse: int, mean: np.ndarray, std: np.ndarray,
+def coarse_probs(net: nn.Module, images: np.ndarray, n_coarse: int, mean: np.ndarray, std: np.ndarray,
                  device: torch.device) -> np.ndarray:
     """(N, n_coarse) coarse class probabilities of either kind of net."""
     extra = int(net.arch["n_outputs"]) - n_coarse
