@@ -12,7 +12,7 @@ from torch import nn
 
 from auxcut import AuxcutError
 from auxcut.method import auxiliary
-from auxcut.nets import backbones, training
+from auxcut.nets import backbones, embedding, training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
 from auxcut.variants import fine_training, joint
@@ -200,3 +200,17 @@ def test_fine_label_nets_are_the_bases_arch(mode, name, shape):
     assert len(history) == 2
     probs = fine_training.coarse_probs(net, images, 2, np.zeros(1), np.ones(1), torch.device("cpu"))
     assert probs.shape == (40, 2) and np.allclose(probs.sum(1), 1)
+
+
+@pytest.mark.parametrize("name, shape, size", [("resnet18", (1, 8, 8), 512), ("pmnist_net_relu6", (1, 28, 28), 50),
+                                               ("convnet", (3, 8, 8), 8)])
+def test_the_embedding_is_the_classifiers_input_on_any_arch(name, shape, size):
+    net = backbones.make(name, shape, 3, width=8).eval()
+    images = np.random.default_rng(0).integers(0, 256, (6, *shape), dtype=np.uint8)
+    features = embedding.embed(net, images, np.zeros(shape[0]), np.ones(shape[0]), batch_size=4,
+                               device=torch.device("cpu"))
+    assert features.shape == (6, size)
+    head = net.classifier[-1] if name == "convnet" else net.classifier
+    logits = head(torch.as_tensor(features, dtype=torch.float32))
+    expected = net(torch.as_tensor(images, dtype=torch.float32) / 255.0)
+    assert torch.allclose(logits, expected, atol=1e-4)

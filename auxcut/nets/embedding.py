@@ -1,19 +1,21 @@
-"""What a trained CNN sees in an image: its pooled last-layer features, the input of its class layer (read by the
-missing-feature heads and by fine-label discovery)."""
+"""What a trained net sees in an image: its pooled embedding, the input of its classifier (read by the missing-feature
+heads and by fine-label discovery). Every arch of auxcut.nets.backbones has it as `features` after its `view`:
+ConvNet's pooled last block, a torchvision model's input to its classification layer (a ResNet's 512 pooled channels),
+pmnist_net's 50 hidden units."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from auxcut.nets import training
-from auxcut.nets.models import ConvNet
 
 
 @torch.no_grad()
-def embed(model: ConvNet, images: np.ndarray, mean: np.ndarray, std: np.ndarray, *, batch_size: int,
+def embed(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: np.ndarray, *, batch_size: int,
           device: torch.device) -> np.ndarray:
-    """(N, F) pooled last-layer features of uint8 images (N, C, H, W), normalised as in training."""
+    """(N, F) embeddings of uint8 images (N, C, H, W), normalised as in training."""
     model = model.to(device).eval()
     out = [model.features(model.view(x.to(device))).float().cpu().numpy()
            for x in training.normalised_batches(images, mean, std, batch_size)]

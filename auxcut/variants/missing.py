@@ -1,8 +1,8 @@
 """Heads that classify from the features an image lacks (Milošević & Racković 2019, "classification based on
 missing features"), on the base CNN's frozen backbone.
 
-The base's last conv block is followed by a ReLU and global average pooling: features f >= 0 with no upper
-bound, so "absent" is not defined. Each feature is bounded by a cap measured on train (a high quantile of its
+The base's embedding (auxcut.nets.embedding; for convnet and the ResNets, a ReLU and global average pooling): features
+f >= 0 with no upper bound, so "absent" is not defined. Each feature is bounded by a cap measured on train (a high quantile of its
 values), b = clip(f / cap, 0, 1) -- a ReLU-n per channel, like the paper's bounded activations -- and the missing
 features are 1 - b: 1 where the feature is absent, 0 where it is at full strength. A fresh fully connected head
 (one tanh hidden layer, scikit-learn's MLPClassifier) is trained on train on
