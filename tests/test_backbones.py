@@ -15,7 +15,7 @@ from auxcut.method import auxiliary
 from auxcut.nets import backbones, embedding, training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
-from auxcut.variants import fine_training, joint
+from auxcut.variants import discovery, fine_training, joint
 from conftest import REPO
 
 
@@ -214,3 +214,11 @@ def test_the_embedding_is_the_classifiers_input_on_any_arch(name, shape, size):
     logits = head(torch.as_tensor(features, dtype=torch.float32))
     expected = net(torch.as_tensor(images, dtype=torch.float32) / 255.0)
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_discovery_reads_any_arch():
+    net = backbones.make("resnet18", (1, 8, 8), 3, width=0)
+    images = np.random.default_rng(0).integers(0, 256, (5, 1, 8, 8), dtype=np.uint8)
+    entropy = discovery.augmented_entropy(net, images, np.zeros(1), np.ones(1), augmentations=2, flip=False, seed=0,
+                                          batch_size=4, device=torch.device("cpu"))
+    assert entropy.shape == (5,) and np.all((entropy >= 0) & (entropy <= np.log(3) + 1e-6))

@@ -27,16 +27,16 @@ import pandas as pd
 import torch
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from torch import nn
 
 from auxcut import AuxcutError
 from auxcut.nets import training
-from auxcut.nets.models import ConvNet
 
 UNASSIGNED = -1
 
 
 @torch.no_grad()
-def augmented_entropy(model: ConvNet, images: np.ndarray, mean: np.ndarray, std: np.ndarray, augmentations: int,
+def augmented_entropy(model: nn.Module, images: np.ndarray, mean: np.ndarray, std: np.ndarray, augmentations: int,
                       flip: bool, seed: int, batch_size: int, device: torch.device) -> np.ndarray:
     """(N,) entropy of the class probabilities averaged over `augmentations` random shifts (and, with `flip`,
     horizontal flips) of each image."""
