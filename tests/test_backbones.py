@@ -15,7 +15,7 @@ from auxcut.method import auxiliary
 from auxcut.nets import backbones, embedding, training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
-from auxcut.variants import discovery, fine_training, joint
+from auxcut.variants import discovery, exits, fine_training, joint
 from conftest import REPO
 
 
@@ -222,3 +222,9 @@ def test_discovery_reads_any_arch():
     entropy = discovery.augmented_entropy(net, images, np.zeros(1), np.ones(1), augmentations=2, flip=False, seed=0,
                                           batch_size=4, device=torch.device("cpu"))
     assert entropy.shape == (5,) and np.all((entropy >= 0) & (entropy <= np.log(3) + 1e-6))
+
+
+def test_early_exits_refuse_another_base_in_one_line():
+    with pytest.raises(AuxcutError, match="early exits attach to a convnet base only so far") as exc:
+        exits.from_base(backbones.make("pmnist_net", (1, 28, 28), 4, width=0), [1], [2], 8, frozen=True)
+    one_line(exc)

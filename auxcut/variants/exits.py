@@ -112,6 +112,9 @@ def build(arch: dict[str, Any]) -> ExitNet:
 
 
 def from_base(base: ConvNet, after: list[int], n_groups: list[int], exit_width: int, frozen: bool) -> ExitNet:
+    if "name" in base.arch:  # only convnet's arch record has no name (auxcut.nets.backbones)
+        raise AuxcutError(f"train_exits: early exits attach to a convnet base only so far (exits.after counts its conv "
+                          f"layers), base.arch is {base.arch['name']}: set base.arch convnet for this stage")
     net = ExitNet(tuple(base.arch["in_shape"]), int(base.arch["n_outputs"]), int(base.arch["width"]), after, n_groups,
                   exit_width, frozen)
     net.base.load_state_dict(base.state_dict())
