@@ -17,6 +17,7 @@ import pytest
 
 from auxcut import AuxcutError
 from auxcut.data import prepared
+from auxcut.pipeline.predictor import SERVING_INPUT
 
 
 def registered(env: dict[str, str]):
@@ -38,7 +39,7 @@ def test_registered_model_reproduces_the_stacked_head(pipeline, monkeypatch):
     run = client.get_run(latest.run_id)
     assert run.data.tags["auxcut.stage"] == "fit_head"
     model = mlflow.pyfunc.load_model("models:/auxcut-digits/latest")
-    assert model.metadata.get_input_schema().inputs[0].shape == (-1, 1, 8, 8)
+    assert model.metadata.get_input_schema() == SERVING_INPUT  # the request's values reach Predictor.check uncast
     ds = prepared.load(repo / "data" / "prepared")
     rows = ds.indices("test")[:50]
     out = model.predict(np.asarray(ds.images[rows]))
@@ -59,7 +60,8 @@ def test_predictor_rejects_bad_images_with_what_it_expected(pipeline):
     assert len(predictor.predict(one)) == 1  # a single image is a batch of one
     for bad, why in ((np.zeros((2, 3, 8, 8), np.uint8), "got shape"), (one.astype(float) + 0.5, "whole numbers"),
                      (np.full((1, 1, 8, 8), 300), "outside 0..255"), (np.array([["a"] * 8] * 8), "shape"),
-                     (np.zeros((0, 1, 8, 8), np.uint8), "1 to")):
+                     (np.zeros((0, 1, 8, 8), np.uint8), "1 to"), (one.astype(bool), "dtype bool"),
+                     (np.array(one.tolist(), dtype=object) / 2, "not all integers \\(float")):
         with pytest.raises(AuxcutError, match=why) as info:
             predictor.predict(bad)
         assert "(N, 1, 8, 8)" in str(info.value) or "1 to" in str(info.value)
@@ -84,7 +86,7 @@ def post(port: int, body: bytes) -> tuple[int, dict]:
 def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
     repo, env, _ = pipeline
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "auxcut.apps.serve", "--port", str(port)], cwd=repo, env=env,
+    server = subprocess.Popen([sys.executable, "-m", "auxcut", "serve", "--port", str(port)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -111,6 +113,19 @@ def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
             status, answer = post(port, body)
             assert 400 <= status < 500, (status, answer)
             assert answer.get("message"), answer
+
+        # A pixel that is no uint8 is refused, not truncated (0.5 -> 0, 200.7 -> 200, true -> 1 before): issue 21.
+        image = np.asarray(ds.images[rows[:1]]).tolist()
+        for pixel, why in ((0.5, "not all integers (float, int)"), (200.7, "not all integers (float, int)"),
+                           (True, "not all integers (bool, int)"), (300, "outside 0..255"), (-1, "outside 0..255")):
+            bad = json.loads(json.dumps(image))
+            bad[0][0][3][4] = pixel
+            for key in ("inputs", "instances"):
+                status, answer = post(port, json.dumps({key: bad}).encode())
+                assert status == 400, (pixel, key, status, answer)
+                assert why in answer["message"], answer
+        status, answer = post(port, json.dumps({"inputs": [[[[True] * 8] * 8]]}).encode())  # all booleans
+        assert status == 400 and "not all integers (bool)" in answer["message"], answer
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

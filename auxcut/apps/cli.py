@@ -189,7 +189,7 @@ def maxcut(graph: Path, method: str, hyperplanes: int, polish: str, seed: int, e
                            **result.summary()}, indent=2))
 
 
-@auxcut.group(cls=AuxcutGroup, context_settings=HELP)
+@auxcut.group(context_settings=HELP)
 def study() -> None:
     """The UTKFace study: run, report, flags (make study, make report).
 

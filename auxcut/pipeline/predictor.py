@@ -28,6 +28,11 @@ from auxcut.nets import training
 from auxcut.nets.models import ConvNet
 
 MAX_BATCH = 4096  # one request's images are held in memory at once
+# The served model's input schema: any array, its values kept as the request's JSON gave them. MLflow's scoring server
+# casts a request to the schema's dtype before the model sees it, and a uint8 schema turned 0.5 into 0, 200.7 into 200
+# and true into 1 without a word; with this one `Predictor.check` sees the raw values and answers those with HTTP 400.
+# (The image shape is in the model's input example.)
+SERVING_INPUT = Schema([TensorSpec(np.dtype(object), (-1,))])
 
 
 class Predictor:
@@ -53,7 +58,8 @@ class Predictor:
         return cls(base, auxes, head, np.asarray(state["mean"]), np.asarray(state["std"]), list(classes))
 
     def check(self, images: Any) -> np.ndarray:
-        """The images as a uint8 (N, C, H, W) array, or an AuxcutError saying what was expected."""
+        """The images as a uint8 (N, C, H, W) array, or an AuxcutError saying what was expected. Numbers only: a bool
+        is no pixel, nor is a fraction or a value outside 0..255 (a float array of whole numbers is taken)."""
         expected = f"uint8 pixel values 0..255 shaped (N, {', '.join(map(str, self.image_shape))})"
         try:
             array = np.asarray(images)
@@ -65,6 +71,15 @@ class Predictor:
             raise AuxcutError(f"images: expected {expected}; got shape {array.shape}")
         if not 1 <= len(array) <= MAX_BATCH:
             raise AuxcutError(f"images: expected 1 to {MAX_BATCH} images per call; got {len(array)}")
+        if array.dtype == object:  # the JSON values of an HTTP request, as they came (see SERVING_INPUT)
+            values = list(array.flat)
+            kinds = {type(value) for value in values}
+            if not all(issubclass(kind, (int, np.integer)) and not issubclass(kind, (bool, np.bool_)) for kind in kinds):
+                names = ", ".join(sorted(kind.__name__ for kind in kinds))
+                raise AuxcutError(f"images: expected {expected}; got values that are not all integers ({names})")
+            if not all(0 <= value <= 255 for value in values):
+                raise AuxcutError(f"images: expected {expected}; got values outside 0..255")
+            array = np.array(values, dtype=np.uint8).reshape(array.shape)
         if array.dtype != np.uint8:
             if array.dtype.kind not in "iuf":
                 raise AuxcutError(f"images: expected {expected}; got dtype {array.dtype}")
@@ -121,7 +136,7 @@ def log_pyfunc(base_path: Path, aux_path: Path, head_path: Path, classes: list[s
     predictor = Predictor.from_files(base_path, aux_path, head_path, classes)
     example = predictor.check(example)
     signature = infer_signature(example, predictor.predict(example))
-    signature.inputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, *predictor.image_shape))])
+    signature.inputs = SERVING_INPUT
     package = Path(__file__).resolve().parent
     requirements = package.parent / "requirements.txt"
     return mlflow.pyfunc.log_model(
