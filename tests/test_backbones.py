@@ -224,7 +224,25 @@ def test_discovery_reads_any_arch():
     assert entropy.shape == (5,) and np.all((entropy >= 0) & (entropy <= np.log(3) + 1e-6))
 
 
-def test_early_exits_refuse_another_base_in_one_line():
-    with pytest.raises(AuxcutError, match="early exits attach to a convnet base only so far") as exc:
-        exits.from_base(backbones.make("pmnist_net", (1, 28, 28), 4, width=0), [1], [2], 8, frozen=True)
+@pytest.mark.parametrize("name, shape, after, points", [("resnet18", (1, 8, 8), [1, 3], 4),
+                                                        ("pmnist_net", (1, 28, 28), [1], 2),
+                                                        ("alexnet", (3, 32, 32), [2], 5)])
+def test_early_exits_attach_to_the_named_points_of_any_arch(name, shape, after, points):
+    base = backbones.make(name, shape, 4, width=0).eval()
+    assert len(exits.exit_points(base)) == points  # ResNet: layer1..4; pmnist_net, AlexNet: each conv's activation
+    net = exits.from_base(base, after, [2] * len(after), 8, frozen=True).eval()
+    x = torch.randn(3, *shape)
+    assert torch.allclose(net(x)[:, -4:], base(x), atol=1e-5)  # frozen: the final exit is the base
+    cost = exits.flops_per_exit(net)
+    assert cost == sorted(cost) and cost[0] < exits.flops(base, shape) < cost[-1]
+    again = exits.build(net.arch)
+    again.load_state_dict(net.state_dict())
+    assert torch.allclose(again.eval()(x), net(x))
+    with pytest.raises(AuxcutError, match=f"must name exit points 1..{points - 1}"):
+        exits.from_base(base, [points], [2], 8, frozen=True)
+
+
+def test_early_exits_refuse_an_arch_whose_forward_is_not_its_layers_in_one_line():
+    with pytest.raises(AuxcutError, match="early exits cannot attach to a shufflenet_v2_x0_5 base") as exc:
+        exits.from_base(backbones.make("shufflenet_v2_x0_5", (3, 32, 32), 4, width=0), [1], [2], 8, frozen=True)
     one_line(exc)

@@ -146,7 +146,7 @@ class ExitsParams(TrainParams):
     """Early exits, coarse -> fine, on a copy of the base (auxcut.variants.exits); `width` is the exit branches' width."""
 
     groups: Literal["tree", "prefix"] | list[list[int]]  # what the coarse exits predict (see params.yaml)
-    after: list[int] = Field(min_length=1)  # conv layers (1-based, two per block) after which a coarse exit sits
+    after: list[int] = Field(min_length=1)  # exit points (1-based) after which a coarse exit sits (exits.exit_points)
     backbone: Literal["frozen", "joint"]  # frozen: only the exits train (the final exit stays the base); joint: all
     thresholds: list[float] = Field(min_length=1)  # confidence thresholds swept per exit
 
@@ -268,7 +268,7 @@ def check_combinations(p: Params) -> None:
         raise AuxcutError(f"aux.mode head puts the cut heads on the base's own backbone, so aux.objective "
                           f"must be plain and aux.view full (got {p.aux.objective} and {p.aux.view})")
     layers = checks.conv_layers(p.data.image_size)
-    if p.exits.after[-1] >= layers:
+    if p.base.arch == "convnet" and p.exits.after[-1] >= layers:  # other archs' points are counted on the net itself
         raise AuxcutError(f"exits.after {p.exits.after} reaches layer {p.exits.after[-1]}, but at "
                           f"data.image_size {p.data.image_size} the net has {layers} conv layers: an early exit sits "
                           f"after one of layers 1..{layers - 1}")

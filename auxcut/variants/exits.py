@@ -2,6 +2,10 @@
 earlier conv layers that name a coarse group of classes (the sides of the tree of cuts, or a given grouping), and the
 base's own final layer that names the class.
 
+Where an exit can sit depends on the base's arch (`exit_points`): after each conv layer of a convnet (two per block),
+after each of a ResNet's layer1..layer4, after each block of the `features` of a MobileNet or EfficientNet, after each
+conv layer's activation in AlexNet's and VGG's `features`; exits.after counts those points, 1-based.
+
 At inference each image stops at the first exit whose top probability reaches that exit's threshold, and is answered
 there with a coarse group; an image no exit is sure of goes on to the fine answer. Sweeping the thresholds gives the
 accuracy-compute curve (a coarse answer counts as right when the image's class is in the group it names), and the
@@ -23,7 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from auxcut import AuxcutError
-from auxcut.nets import training
+from auxcut.nets import backbones, training
 from auxcut.method.hierarchy import ClassTree
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.variants.checks import check_groups, prefix_groups
@@ -35,9 +39,49 @@ AIM_COARSE_RIGHT = 0.90
 AIM_FLOPS = 0.60
 
 
-def conv_taps(net: ConvNet) -> list[int]:
-    """The index in `net.features` of the ReLU after each conv layer (layer 1 first)."""
-    return [i for i, layer in enumerate(net.features) if isinstance(layer, nn.ReLU)]
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh)
+
+
+def layers(net: nn.Module) -> list[nn.Module]:
+    """The net's layers from its view's output to its embedding, in the order its forward runs them: convnet's and
+    pmnist_net's `features`; a torchvision net's children, `features` (or a RegNet's `trunk_output`) opened up,
+    flattened after `avgpool`. ExitNet checks once that running them in turn gives the net's own embedding."""
+    if not isinstance(net, backbones.TorchvisionNet):
+        return list(net.features)
+    out: list[nn.Module] = [net.features.channels]
+    for name, child in net.features.net.named_children():
+        out += list(child) if name in ("features", "trunk_output") else [child]
+        if name == "avgpool":
+            out.append(nn.Flatten())
+    return out
+
+
+def _after_convs(seq: list[nn.Module]) -> list[nn.Module]:
+    """The first activation after each conv layer of a sequence of single layers."""
+    out, conv = [], False
+    for layer in seq:
+        if isinstance(layer, ACTIVATIONS) and conv:
+            out.append(layer)
+        conv = isinstance(layer, nn.Conv2d) or (conv and not isinstance(layer, ACTIVATIONS))
+    return out
+
+
+def exit_points(net: nn.Module) -> list[int]:
+    """The index in `layers(net)` after which an exit can sit, in order: the activation after each conv layer of
+    convnet (two per block), pmnist_net and the single-layer `features` of AlexNet and VGG; a ResNet's layer1..layer4;
+    the blocks of a `features` made of blocks (MobileNet, EfficientNet) or of a RegNet's trunk."""
+    seq = layers(net)
+    if not isinstance(net, backbones.TorchvisionNet):
+        points = _after_convs(seq)
+    else:
+        children = dict(net.features.net.named_children())
+        points = [children[n] for n in ("layer1", "layer2", "layer3", "layer4") if n in children]
+        if not points:
+            body = children.get("features", children.get("trunk_output"))
+            blocks = list(body) if isinstance(body, nn.Sequential) else []
+            points = _after_convs(blocks) if any(isinstance(b, nn.Conv2d) for b in blocks) else blocks
+    index = {id(layer): i for i, layer in enumerate(seq)}
+    return [index[id(point)] for point in points if id(point) in index]
 
 
 class ExitBranch(nn.Sequential):
@@ -50,18 +94,22 @@ class ExitBranch(nn.Sequential):
 
 
 class ExitNet(nn.Module):
-    """`base` (a full-view ConvNet, same layer names as the base CNN so its weights load as they are) with a coarse
-    exit after each conv layer in `after`. forward gives every exit's logits side by side, the fine class's last: the
-    layout of training.Heads(self.head_sizes). With `frozen`, the base's weights and batch-norm statistics stay as
-    loaded and only the exits learn, so the final exit is the base itself."""
+    """`base` (a full-view net of the base's arch, same layer names as the base so its weights load as they are) with a
+    coarse exit after each exit point in `after` (`exit_points`). forward gives every exit's logits side by side, the
+    fine class's last: the layout of training.Heads(self.head_sizes). With `frozen`, the base's weights and batch-norm
+    statistics stay as loaded and only the exits learn, so the final exit is the base itself. `base_arch` is the arch
+    record of a base other than convnet (None: a ConvNet of `width`)."""
 
     def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int, after: list[int],
-                 n_groups: list[int], exit_width: int, frozen: bool) -> None:
+                 n_groups: list[int], exit_width: int, frozen: bool, base_arch: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.base = ConvNet(in_shape, n_classes, width)
-        taps = conv_taps(self.base)
+        self.base = ConvNet(in_shape, n_classes, width) if base_arch is None else backbones.build(base_arch)
+        if base_arch is not None:
+            self._check_layers(tuple(in_shape))
+        taps = exit_points(self.base)
         if not after or after[-1] >= len(taps) or after[0] < 1:
-            raise AuxcutError(f"exits.after: {after} must name conv layers 1..{len(taps) - 1} of this net")
+            raise AuxcutError(f"exits.after: {after} must name exit points 1..{len(taps) - 1} of this net "
+                              f"({'conv layers' if base_arch is None else base_arch['name'] + ' blocks'})")
         self.taps = [taps[a - 1] for a in after]
         shapes = self._tap_shapes(tuple(in_shape))
         self.exits = nn.ModuleList(ExitBranch(c, exit_width, g, size) for (c, size), g in zip(shapes, n_groups))
@@ -71,14 +119,39 @@ class ExitNet(nn.Module):
         self.head_sizes = (*n_groups, n_classes)
         self.arch = {"kind": "exits", "in_shape": list(in_shape), "n_classes": n_classes, "width": width,
                      "after": list(after), "n_groups": list(n_groups), "exit_width": exit_width, "frozen": frozen}
+        if base_arch is not None:  # a convnet's record stays as it was, so its checkpoints do too
+            self.arch["base"] = base_arch
+
+    @torch.no_grad()
+    def _check_layers(self, in_shape: tuple[int, int, int]) -> None:
+        """One line when the base's forward is more than its layers in turn (DenseNet's closing ReLU, a transformer):
+        the exits would tap maps the net never makes."""
+        training_mode, x = self.base.training, torch.randn(2, *in_shape)
+        self.base.eval()
+        h = self.base.view(x)
+        try:
+            for layer in layers(self.base):
+                h = layer(h)
+            same = h.shape == self.base.features(self.base.view(x)).shape and torch.allclose(
+                h, self.base.features(self.base.view(x)), atol=1e-5)
+        except RuntimeError:
+            same = False
+        self.base.train(training_mode)
+        if not same:
+            raise AuxcutError(f"train_exits: early exits cannot attach to a {self.base.arch['name']} base (its forward "
+                              f"is not its layers in turn); use a convnet, ResNet, MobileNet, EfficientNet, AlexNet or "
+                              f"VGG base")
 
     @torch.no_grad()
     def _tap_shapes(self, in_shape: tuple[int, int, int]) -> list[tuple[int, int]]:
-        h, out = torch.zeros(1, *in_shape), []
-        for i, layer in enumerate(self.base.features):
+        # in eval mode: batch norm takes a single image there, and the base's statistics are loaded afterwards anyway
+        training_mode, h, out = self.base.training, self.base.view(torch.zeros(1, *in_shape)), []
+        self.base.eval()
+        for i, layer in enumerate(layers(self.base)):
             h = layer(h)
             if i in self.taps:
                 out.append((h.shape[1], h.shape[2]))
+        self.base.train(training_mode)
         return out
 
     def train(self, mode: bool = True) -> "ExitNet":
@@ -95,7 +168,7 @@ class ExitNet(nn.Module):
         image answered at exit `stop`, which passed every exit before it."""
         outs: list[torch.Tensor] = []
         h = self.base.view(x)
-        for i, layer in enumerate(self.base.features):
+        for i, layer in enumerate(layers(self.base)):
             h = layer(h)
             if i in self.taps:
                 outs.append(self.exits[self.taps.index(i)](h))
@@ -108,15 +181,13 @@ class ExitNet(nn.Module):
 def build(arch: dict[str, Any]) -> ExitNet:
     """An empty ExitNet from a checkpoint's arch (training.load_checkpoint's builder)."""
     return ExitNet(tuple(arch["in_shape"]), int(arch["n_classes"]), int(arch["width"]), list(arch["after"]),
-                   list(arch["n_groups"]), int(arch["exit_width"]), bool(arch["frozen"]))
+                   list(arch["n_groups"]), int(arch["exit_width"]), bool(arch["frozen"]), arch.get("base"))
 
 
-def from_base(base: ConvNet, after: list[int], n_groups: list[int], exit_width: int, frozen: bool) -> ExitNet:
-    if "name" in base.arch:  # only convnet's arch record has no name (auxcut.nets.backbones)
-        raise AuxcutError(f"train_exits: early exits attach to a convnet base only so far (exits.after counts its conv "
-                          f"layers), base.arch is {base.arch['name']}: set base.arch convnet for this stage")
-    net = ExitNet(tuple(base.arch["in_shape"]), int(base.arch["n_outputs"]), int(base.arch["width"]), after, n_groups,
-                  exit_width, frozen)
+def from_base(base: nn.Module, after: list[int], n_groups: list[int], exit_width: int, frozen: bool) -> ExitNet:
+    other = "name" in base.arch  # only convnet's arch record has no name (auxcut.nets.backbones.build)
+    net = ExitNet(tuple(base.arch["in_shape"]), int(base.arch["n_outputs"]), 0 if other else int(base.arch["width"]),
+                  after, n_groups, exit_width, frozen, base.arch if other else None)
     net.base.load_state_dict(base.state_dict())
     return net
 
@@ -304,7 +375,7 @@ def score(outputs: ExitOutputs, labels: np.ndarray, splits: dict[str, np.ndarray
 
 
 def summary(scored: Scored, outputs: ExitOutputs, labels: np.ndarray, test: np.ndarray, groups: list[np.ndarray],
-            classes: list[str], after: list[int], fitted: training.FitResult, base: ConvNet,
+            classes: list[str], after: list[int], fitted: training.FitResult, base: nn.Module,
             base_probs: np.ndarray) -> dict[str, Any]:
     """metrics/train_exits.json past its params: each exit's groups, cost and accuracy on test, the net's training,
     the base's and the final exit's accuracy, the operating point picked on val with its test columns, the aim there,
