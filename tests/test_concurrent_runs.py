@@ -3,7 +3,10 @@ every stage run of both lands in MLflow, finished, under its own experiment's pa
 
 from __future__ import annotations
 
+import json
 import re
+
+import pytest
 
 from conftest import STAGES, TINY, copy_repository, ran_stages, run
 
@@ -35,6 +38,9 @@ def test_two_queued_experiments_running_together_lose_no_run(tmp_path):
         assert ran_stages(log) == METHOD, log[-3000:]
         assert "database is locked" not in log and "tracking skipped" not in log, log[-3000:]
 
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    dvc_metrics = {rev["name"]: rev["data"]["metrics"] for commit in shown for exp in commit.get("experiments") or []
+                   for rev in exp["revs"]}  # each experiment's metrics files, as DVC keeps them
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("auxcut").experiment_id
     everything = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -51,5 +57,8 @@ def test_two_queued_experiments_running_together_lose_no_run(tmp_path):
         assert parent.data.tags["auxcut.kind"] == "pipeline" and parent.data.tags["dvc.experiment"] == name
         by_stage = {r.data.tags["auxcut.stage"]: r for r in stages}
         assert by_stage["train_aux"].data.params["aux.lr"] == lr
-        assert 0 < by_stage["fairness"].data.metrics["predictors.stacked.accuracy"] <= 1
+        fair = dvc_metrics[name]["metrics/fairness.json"]["data"]
+        for predictor in ("base", "control", "stacked"):  # each run logged its own experiment's numbers
+            logged = by_stage["fairness"].data.metrics[f"predictors.{predictor}.accuracy"]
+            assert logged == pytest.approx(fair["predictors"][predictor]["accuracy"]), (name, predictor)
         assert [m.step for m in client.get_metric_history(by_stage["train_aux"].info.run_id, "val_loss")] == [1, 2]
