@@ -7,7 +7,8 @@ import torch
 from auxcut import AuxcutError
 from auxcut.data import sources
 from auxcut.nets import training
-from auxcut.nets.models import ConvNet, build, count_parameters
+from auxcut.nets.backbones import build
+from auxcut.nets.models import ConvNet, count_parameters
 from conftest import DIGITS
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}

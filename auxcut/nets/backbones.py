@@ -184,7 +184,7 @@ def build(arch: dict[str, Any]) -> nn.Module:
     """The empty net of a checkpoint's arch (training.load_checkpoint's default builder)."""
     name = arch.get("name", CONVNET)
     in_shape, n_outputs, view = tuple(arch["in_shape"]), int(arch["n_outputs"]), arch.get("view", "full")
-    if name == CONVNET:
+    if name == CONVNET:  # checkpoints written before views existed have no "view": they saw the full image
         return ConvNet(in_shape, n_outputs, int(arch["width"]), view)
     if name in PMNIST_NAMES:
         return PmnistNet(in_shape, n_outputs, PMNIST_NAMES[name], view)

@@ -1,9 +1,10 @@
-"""The CNNs: one family, sized to the input, used for both the base classifier and the small aux."""
+"""auxcut's own CNN family (arch `convnet`), sized to the input, and the views a net can take of its image; every arch
+by name, this one included, is built and rebuilt by auxcut.nets.backbones."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -81,7 +82,3 @@ class ConvNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def build(arch: dict[str, Any]) -> ConvNet:
-    # checkpoints written before views existed have no "view": they saw the full image
-    return ConvNet(tuple(arch["in_shape"]), int(arch["n_outputs"]), int(arch["width"]), arch.get("view", "full"))
