@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py                       # UTKFace at 64 px if the archive is beside the repo
     python bench/train_throughput.py --images 4000 --size 64 --width 16
+    python bench/train_throughput.py --archs convnet resnet18 mobilenet_v3_small   # a row per arch (backbones)
 
 The bare loop is the floor of overhead: the whole training set preloaded as one normalised float
 tensor, a shuffled index, AdamW, nothing else. auxcut's loop streams uint8 batches from a (memory-
@@ -24,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auxcut.data import sources  # noqa: E402
-from auxcut.nets import training  # noqa: E402
-from auxcut.nets.models import ConvNet, count_parameters  # noqa: E402
+from auxcut.nets import backbones, training  # noqa: E402
+from auxcut.nets.models import count_parameters  # noqa: E402
 
 ARCHIVE = Path(os.environ.get("AUXCUT_UTKFACE", Path(__file__).resolve().parents[2] / "shared/datasets/utkface/UTKFace.tar.gz"))
 
@@ -73,6 +74,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--archs", nargs="+", default=[backbones.CONVNET], help="base.arch names, a row each")
     args = parser.parse_args()
     images, labels, what = load(args.images, args.size)
     mean, std = training.channel_stats(images, np.arange(len(images)))
@@ -80,20 +82,21 @@ def main() -> int:
         / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     y = torch.from_numpy(labels.astype(np.int64))
 
-    def model() -> ConvNet:
-        torch.manual_seed(0)
-        return ConvNet((3, args.size, args.size), 15, args.width)
+    print(f"data: {what}; batch {args.batch_size}; {torch.get_num_threads()} threads; convnet width {args.width}",
+          flush=True)
+    print("| arch | parameters | bare PyTorch (preloaded float tensor), images/s | auxcut training.fit (incl. its val "
+          "pass) | ratio to bare | training.fit, augment=true | ratio |\n|---|---|---|---|---|---|---|")
+    for name in args.archs:
+        def model() -> torch.nn.Module:
+            torch.manual_seed(0)
+            return backbones.make(name, (3, args.size, args.size), 15, width=args.width)
 
-    print(f"data: {what}; model: ConvNet width {args.width}, {count_parameters(model()):,} parameters; "
-          f"batch {args.batch_size}; {torch.get_num_threads()} threads", flush=True)
-    bare_loop(model(), x, y, 1, args.batch_size)  # warm-up
-    bare = bare_loop(model(), x, y, args.epochs, args.batch_size)
-    ours = auxcut_loop(model(), images, labels, args.epochs, args.batch_size, mean, std, augment=False)
-    augmented = auxcut_loop(model(), images, labels, args.epochs, args.batch_size, mean, std, augment=True)
-    print("| loop | images / s | ratio to bare |\n|---|---|---|")
-    print(f"| bare PyTorch (preloaded float tensor) | {bare:.0f} | 1.00 |")
-    print(f"| auxcut training.fit (incl. its val pass) | {ours:.0f} | {ours / bare:.2f} |")
-    print(f"| auxcut training.fit, augment=true | {augmented:.0f} | {augmented / bare:.2f} |")
+        bare_loop(model(), x, y, 1, args.batch_size)  # warm-up
+        bare = bare_loop(model(), x, y, args.epochs, args.batch_size)
+        ours = auxcut_loop(model(), images, labels, args.epochs, args.batch_size, mean, std, augment=False)
+        augmented = auxcut_loop(model(), images, labels, args.epochs, args.batch_size, mean, std, augment=True)
+        print(f"| `{name}` | {count_parameters(model()):,} | {bare:.0f} | {ours:.0f} | {ours / bare:.2f} | "
+              f"{augmented:.0f} | {augmented / bare:.2f} |", flush=True)
     return 0
 
 
