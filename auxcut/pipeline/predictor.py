@@ -20,12 +20,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import Schema, TensorSpec
+from torch import nn
 
 from auxcut import AuxcutError
 from auxcut.variants import joint
 from auxcut.method import stacking
 from auxcut.nets import training
-from auxcut.nets.models import ConvNet
 
 MAX_BATCH = 4096  # one request's images are held in memory at once
 # The served model's input schema: any array, its values kept as the request's JSON gave them. MLflow's scoring server
@@ -39,7 +39,7 @@ class Predictor:
     """`base` and one aux per cut (aux.mode separate), or `base` alone carrying the cut heads (`joint_cuts` of them,
     aux.mode head), then the stacked head."""
 
-    def __init__(self, base: ConvNet, auxes: list[ConvNet], head: Any, mean: np.ndarray, std: np.ndarray,
+    def __init__(self, base: nn.Module, auxes: list[nn.Module], head: Any, mean: np.ndarray, std: np.ndarray,
                  classes: list[str], joint_cuts: int = 0) -> None:
         self.base, self.auxes, self.head = base.eval(), [aux.eval() for aux in auxes], head
         self.mean, self.std, self.classes, self.joint_cuts = mean, std, classes, joint_cuts
