@@ -228,10 +228,10 @@ def test_discovery_reads_any_arch():
 
 @pytest.mark.parametrize("name, shape, after, points", [("resnet18", (1, 8, 8), [1, 3], 4),
                                                         ("pmnist_net", (1, 28, 28), [1], 2),
-                                                        ("alexnet", (3, 32, 32), [2], 5)])
+                                                        ("mobilenet_v3_small", (3, 16, 16), [2], 13)])
 def test_early_exits_attach_to_the_named_points_of_any_arch(name, shape, after, points):
     base = backbones.make(name, shape, 4, width=0).eval()
-    assert len(exits.exit_points(base)) == points  # ResNet: layer1..4; pmnist_net, AlexNet: each conv's activation
+    assert len(exits.exit_points(base)) == points  # ResNet: layer1..4; pmnist_net: each conv's activation; blocks
     net = exits.from_base(base, after, [2] * len(after), 8, frozen=True).eval()
     x = torch.randn(3, *shape)
     assert torch.allclose(net(x)[:, -4:], base(x), atol=1e-5)  # frozen: the final exit is the base
