@@ -101,8 +101,9 @@ def params_with(tmp_path, monkeypatch, **base):
     ({"arch": "resnet19"}, "base.arch: unknown arch 'resnet19'"),
     ({"weights": "models/none.pth"}, "base.weights: no such file models/none.pth"),
     ({"weights": "ResNet18_Weights.IMAGENET1K_V1"}, "auxcut downloads nothing at run time: fetch the .pth file"),
+    ({"arch": "pmnist_net"}, r"^[^:]*params.yaml: base.arch pmnist_net cannot take 8x8 images \(.*\); change data"),
 ])
-def test_params_refuse_an_unknown_arch_and_weights_that_are_not_on_disk(tmp_path, monkeypatch, base, message):
+def test_params_refuse_an_unknown_arch_a_size_it_cannot_take_and_weights_not_on_disk(tmp_path, monkeypatch, base, message):
     with pytest.raises(AuxcutError, match=message) as exc:
         load_params(params_with(tmp_path, monkeypatch, **base))
     one_line(exc)

@@ -164,6 +164,17 @@ def make(name: str, in_shape: tuple[int, int, int], n_outputs: int, *, width: in
     return model
 
 
+def check_image_size(name: str, side: int, view: ViewKind, small_input: SmallInput, param: str) -> None:
+    """`make`'s check that the arch takes side x side images, made when params are read (auxcut.pipeline.params), so
+    that it stops the first stage rather than the one that trains the net. On the meta device: no weights are made or
+    run. Three channels stand for any number, as the channels do not change the sizes a net can take."""
+    try:
+        with torch.device("meta"):
+            make(name, (3, side, side), 2, width=1, view=view, small_input=small_input, param=param)
+    except AuxcutError as exc:  # load_params names the file itself
+        raise AuxcutError(str(exc).removeprefix("params.yaml: ")) from None
+
+
 def _check_takes(model: nn.Module, in_shape: tuple[int, ...], param: str) -> None:
     training = model.training
     try:

@@ -285,6 +285,11 @@ def check_combinations(p: Params) -> None:
     if p.data.source in checks.SOURCE_ATTRIBUTES:
         checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
     occlusion.check_leaves_pixels(p.occlusion.sets, p.data.image_size, p.occlusion.patch_count, p.occlusion.patch_size)
+    for param, arch, view in (("base.arch", p.base, "full"), ("aux.arch", p.aux, p.aux.view)):
+        if arch.arch != "convnet" and (param == "base.arch" or p.aux.mode == "separate"):  # convnet takes any size
+            from auxcut.nets import backbones
+
+            backbones.check_image_size(arch.arch, p.data.image_size, view, arch.small_input, param)
     if p.base.weights != NO_WEIGHTS:  # a file to load: it must be there before any stage trains
         from auxcut.nets import backbones
 
