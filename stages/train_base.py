@@ -28,6 +28,8 @@ def main(stage: Stage) -> None:
     model = backbones.make(cfg.arch, tuple(ds.images.shape[1:]), len(ds.classes), width=cfg.width,
                            small_input=cfg.small_input)
     backbones.load_weights(model, cfg.weights)
+    if cfg.freeze == "backbone":
+        model.freeze_features()
     result = training.fit(model, ds.images, labels, train_idx, val_idx, task="multiclass", mean=mean, std=std,
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, augment=cfg.augment, seed=p.seed, device=device, desc="train_base")

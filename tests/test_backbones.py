@@ -90,9 +90,10 @@ def test_an_arch_that_cannot_take_the_image_size_is_one_line(name, shape):
     one_line(exc)
 
 
-def params_with(tmp_path, monkeypatch, **base):
+def params_with(tmp_path, monkeypatch, image_size: int = 8, **base):
     data = yaml.safe_load((REPO / "params.yaml").read_text())
     data["base"].update(base)
+    data["data"]["image_size"] = image_size
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.chdir(tmp_path)  # weights paths are relative to the repository root, where stages run
@@ -124,7 +125,7 @@ def test_weights_from_disk_give_the_saved_models_features(tmp_path, monkeypatch,
         for value in trained.state_dict().values():
             value.copy_((torch.rand_like(value.float()) + 0.5).to(value.dtype))
     torch.save(trained.state_dict(), tmp_path / "weights.pt")
-    params = load_params(params_with(tmp_path, monkeypatch, arch=name, weights="weights.pt"))
+    params = load_params(params_with(tmp_path, monkeypatch, shape[1], arch=name, weights="weights.pt"))
     net = backbones.make(params.base.arch, shape, 3, width=4)  # another class count: the classifier is new
     assert backbones.load_weights(net, params.base.weights)
     x = torch.randn(5, *shape)
@@ -269,3 +270,24 @@ def test_the_final_predictor_rebuilds_a_torchvision_base_and_a_pmnist_aux_from_t
     predictor = Predictor.from_files(tmp_path / "base.pt", tmp_path / "aux.pt", tmp_path / "head.joblib", classes)
     assert predictor.image_shape == shape
     np.testing.assert_allclose(predictor.predict_proba(images), stacking.predict_all_classes(head, x, 3))
+
+
+@pytest.mark.parametrize("name, shape", [("convnet", (1, 8, 8)), ("resnet18", (1, 8, 8))])
+def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_classifier_learns(name, shape):
+    net = backbones.make(name, shape, 3, width=4)
+    net.freeze_features()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (48, *shape), dtype=np.uint8), np.arange(48) % 3
+    training.fit(net, images, labels, np.arange(40), np.arange(40, 48), task="multiclass", mean=np.zeros(1),
+                 std=np.ones(1), epochs=1, batch_size=16, lr=0.01, weight_decay=0.01, patience=2, seed=0,
+                 device=torch.device("cpu"), desc="probe")
+    after = net.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if not k.startswith("classifier."))
+    assert not all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("classifier."))
+
+
+def test_freezing_without_weights_is_refused_when_params_are_read(tmp_path, monkeypatch):
+    with pytest.raises(AuxcutError, match="base.freeze backbone trains only the classifier") as exc:
+        load_params(params_with(tmp_path, monkeypatch, freeze="backbone"))
+    one_line(exc)

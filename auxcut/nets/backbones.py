@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from auxcut import AuxcutError
-from auxcut.nets.models import ConvNet, View, ViewKind
+from auxcut.nets.models import Backbone, ConvNet, View, ViewKind
 
 CONVNET = "convnet"
 PMNIST_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -64,7 +64,7 @@ def uses_small_input(name: str, in_shape: tuple[int, int, int], small_input: Sma
     return bool(small_input)
 
 
-class PmnistNet(nn.Module):
+class PmnistNet(Backbone):
     """The missing-feature paper's MNIST net: two 5x5 conv layers of 10 and 20 channels, each followed by 2x2 max
     pooling and the activation, the last conv map flattened (320 units at 28x28), fc to 50 units, fc to the classes."""
 
@@ -116,7 +116,7 @@ def _small_stem(net: nn.Module) -> None:
         net.set_submodule(pools[0], nn.Identity())
 
 
-class TorchvisionNet(nn.Module):
+class TorchvisionNet(Backbone):
     """A torchvision classification model split at its classification layer: `features` is the model with that
     layer taken out (images -> embedding), `classifier` the layer itself, sized to the classes."""
 

@@ -51,7 +51,25 @@ class View(nn.Module):
         return x
 
 
-class ConvNet(nn.Module):
+class Backbone(nn.Module):
+    """What every arch of auxcut.nets.backbones is: `view`, `features` (the view's output to the pooled embedding),
+    `classifier`. With `frozen_features` set, `features` stays in eval mode when the net trains (batch-norm statistics
+    kept as loaded) and its weights take no gradient: linear probing of a loaded backbone (params.yaml base.freeze)."""
+
+    frozen_features = False
+
+    def freeze_features(self) -> None:
+        self.frozen_features = True
+        self.features.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if self.frozen_features:
+            self.features.eval()
+        return self
+
+
+class ConvNet(Backbone):
     """Blocks of two 3x3 conv + batch-norm + ReLU layers, each halving the resolution until about 4x4,
     then global average pooling and a linear layer. Width doubles per block (capped at 8x). The net is
     sized to what its view passes on."""

@@ -97,6 +97,7 @@ class BaseParams(TrainParams, ArchParams):
     """The base classifier (stage train_base)."""
 
     weights: str = Field(min_length=1)  # a dep of train_base in dvc.yaml: a weights file, or data/no_weights for none
+    freeze: Literal["none", "backbone"]  # backbone: only the classifier trains (linear probing of the loaded weights)
 
 
 class AuxParams(TrainParams, ArchParams):
@@ -294,6 +295,9 @@ def check_combinations(p: Params) -> None:
         from auxcut.nets import backbones
 
         backbones.check_weights_file(p.base.weights)
+    elif p.base.freeze == "backbone":
+        raise AuxcutError(f"base.freeze backbone trains only the classifier, on the backbone base.weights loads, but "
+                          f"base.weights is {NO_WEIGHTS} (none): give a weights file or set base.freeze none")
 
 
 def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
