@@ -291,3 +291,9 @@ def test_freezing_without_weights_is_refused_when_params_are_read(tmp_path, monk
     with pytest.raises(AuxcutError, match="base.freeze backbone trains only the classifier") as exc:
         load_params(params_with(tmp_path, monkeypatch, freeze="backbone"))
     one_line(exc)
+
+
+def test_an_arch_without_a_linear_classifier_is_one_line():
+    with pytest.raises(AuxcutError, match="squeezenet1_1: its classifier is a conv layer") as exc:
+        backbones.make("squeezenet1_1", (3, 64, 64), 3, width=0)
+    one_line(exc)

@@ -95,12 +95,12 @@ class ThreeChannels(nn.Module):
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _head_path(net: nn.Module, n_outputs: int) -> str:
+def _head_path(arch: str, net: nn.Module, n_outputs: int) -> str:
     """The name of the net's classification layer: the last linear layer with the class count as its outputs."""
     found = [name for name, m in net.named_modules() if isinstance(m, nn.Linear) and m.out_features == n_outputs]
     if not found:
-        raise AuxcutError(f"{type(net).__name__}: no linear classification layer (its classifier is a conv layer); "
-                          f"auxcut needs a linear one to replace")
+        raise AuxcutError(f"{arch}: its classifier is a conv layer, and auxcut replaces a linear one (the classifier "
+                          f"a weights file does not give): pick another arch")
     return found[-1]
 
 
@@ -132,7 +132,7 @@ class TorchvisionNet(Backbone):
         # googlenet and inception_v3 would add training-only side classifiers and warn about their init otherwise
         extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
         net = torchvision.models.get_model(name, weights=None, num_classes=n_outputs, **extra)
-        self.head = _head_path(net, n_outputs)  # where torchvision's weights files keep the classifier
+        self.head = _head_path(name, net, n_outputs)  # where torchvision's weights files keep the classifier
         self.classifier = net.get_submodule(self.head)
         net.set_submodule(self.head, nn.Identity())
         if small_input:
