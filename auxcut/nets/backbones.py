@@ -28,7 +28,9 @@ PMNIST_NAMES = {"pmnist_net": "relu", **{f"pmnist_net_{a}": a for a in PMNIST_AC
 # small_input auto: torchvision nets get the small-input stem for images of at most this many pixels a side. Their
 # ImageNet stem divides the side by 4 before the first block, which leaves 7x7 of a 28x28 digit and 2x2 at the end.
 SMALL_INPUT_MAX_SIDE = 64
-NO_WEIGHTS = "data/no_weights"  # base.weights' "none": a shipped empty file, so dvc.yaml can always declare the dep
+# base.weights' "none": a shipped one-line text file (not empty: DVC warns about an empty dep on every run), so that
+# dvc.yaml can always declare the dep; recognised by its path, never read
+NO_WEIGHTS = "data/no_weights"
 SmallInput = Literal["auto"] | bool
 
 
