@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 
 from auxcut.method import auxiliary, confusion  # noqa: E402
 from auxcut.data import prepared  # noqa: E402
-from auxcut.nets import distributed, training  # noqa: E402
+from auxcut.nets import training  # noqa: E402
 from auxcut.variants import joint_training  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.method.hierarchy import ClassTree  # noqa: E402
@@ -50,5 +50,4 @@ def main(stage: Stage) -> None:
 
 
 if __name__ == "__main__":
-    distributed.relaunch_under_torchrun(__file__)  # with AUXCUT_TORCHRUN set, e.g. by `dvc repro` on several GPUs
-    run_stage("train_aux", main)
+    run_stage("train_aux", main, torchrun=True)  # under torchrun when AUXCUT_TORCHRUN is set, e.g. on several GPUs

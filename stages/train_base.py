@@ -54,5 +54,4 @@ def main(stage: Stage) -> None:
 
 
 if __name__ == "__main__":
-    distributed.relaunch_under_torchrun(__file__)  # with AUXCUT_TORCHRUN set, e.g. by `dvc repro` on several GPUs
-    run_stage("train_base", main)
+    run_stage("train_base", main, torchrun=True)  # under torchrun when AUXCUT_TORCHRUN is set, e.g. on several GPUs

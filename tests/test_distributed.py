@@ -131,15 +131,16 @@ def test_malformed_torchrun_flags_are_one_line(monkeypatch, flags, message):
     assert "\n" not in str(info.value)
 
 
-def test_a_training_stage_with_malformed_torchrun_flags_says_so_in_one_line(tmp_path):
-    """run_stage(torchrun=True) relaunches the stage inside its error handling: one line, exit 2."""
-    script = tmp_path / "stage.py"
-    script.write_text("from auxcut.pipeline.stage import run_stage\nrun_stage('train_base', print, torchrun=True)\n")
-    env = {**os.environ, distributed.TORCHRUN_ENV: "--standalone --nproc_per_node=two", "PYTHONPATH": str(REPO)}
+@pytest.mark.parametrize("stage", ["train_base", "train_aux"])
+def test_a_training_stage_with_malformed_torchrun_flags_says_so_in_one_line(tmp_path, stage):
+    """The training stages relaunch through run_stage(torchrun=True), inside its error handling: one line, exit 2,
+    before the stage reads anything (the test runs the real script in an empty folder)."""
+    env = {**os.environ, distributed.TORCHRUN_ENV: "--standalone --nproc_per_node=two"}
     env.pop("LOCAL_RANK", None)
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["auxcut train_base: error: AUXCUT_TORCHRUN=--standalone --nproc_per_node=two: "
+    assert result.stderr.splitlines() == [f"auxcut {stage}: error: AUXCUT_TORCHRUN=--standalone --nproc_per_node=two: "
                                           "torchrun refuses these flags (ValueError: Unsupported nproc_per_node value: two)"]
 
 
