@@ -264,7 +264,9 @@ def test_a_grouping_that_misses_classes_is_one_line_before_any_training(variant)
 
 def test_the_cut_over_discovered_fine_labels(variant):
     repo, env = variant
-    set_params(repo, confusion__labels="data/fine_labels.csv")
+    # TINY's 3 aux epochs leave the aux on the fine-label cut at the majority rate + 0.06 when this test runs alone
+    # (0.644 against 0.583, at this commit and before it): 10 epochs let it learn the cut whatever ran before
+    set_params(repo, confusion__labels="data/fine_labels.csv", aux__epochs=10)
     # exits grouped by the tree want a cut over the classes: one line when params are read, by the first stage to run
     result = run(["dvc", "repro", "train_exits"], repo, env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
