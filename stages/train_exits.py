@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from auxcut.data import prepared  # noqa: E402
+from auxcut.method import confusion  # noqa: E402
 from auxcut.variants import exits  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.nets import training  # noqa: E402
@@ -24,7 +25,9 @@ def main(stage: Stage) -> None:
     ds = prepared.load(paths.PREPARED)
     labels = ds.samples["label"].to_numpy()
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
-    groups = exits.resolve_groups(cfg.groups, ds.classes, tree, len(cfg.after))
+    base_probs, val = np.load(paths.BASE_PROBS), ds.indices("val")
+    weights = confusion.confusion_weights(confusion.confusion_counts(labels[val], base_probs[val]))
+    groups = exits.resolve_groups(cfg.groups, ds.classes, tree, len(cfg.after), weights, cfg.n_groups, p.seed)
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(state["mean"]), np.asarray(state["std"])
     device = training.pick_device()
@@ -45,6 +48,8 @@ def main(stage: Stage) -> None:
                          exits.flops_per_exit(result.model), exits.flops(base, tuple(base.arch["in_shape"])),
                          cfg.thresholds)
     grouping = cfg.groups if isinstance(cfg.groups, str) else "given"
+    stage.save_plot(paths.PLOTS / "exits" / "groups.png", exits.plot_groups(
+        weights, groups, ds.classes, cfg.after, f"early exits' {grouping} groups on the base's val confusion graph"))
     write_csv(paths.PLOTS / "exits" / "curve.csv", scored.table())
     stage.save_plot(paths.PLOTS / "exits" / "curve.png", exits.plot_curve(
         scored.curves["test"], scored.point, scored.full["test"], f"early exits ({grouping} groups), test"))
@@ -52,7 +57,7 @@ def main(stage: Stage) -> None:
     stage.log_history(result.history, paths.PLOTS / "exits" / "history.csv")
     stage.write_metrics({"groups": grouping, "backbone": cfg.backbone, "after": cfg.after,
                          **exits.summary(scored, outputs, labels, ds.indices("test"), groups, ds.classes, cfg.after,
-                                         result, base, np.load(paths.BASE_PROBS))})
+                                         result, base, base_probs)})
 
 
 if __name__ == "__main__":

@@ -118,6 +118,52 @@ def test_exit_groups_from_the_tree_the_prefix_or_a_partition():
             exits.resolve_groups("tree", other, tree, 2)
 
 
+def _block_confusion(blocks: list[list[int]], seed: int) -> np.ndarray:
+    """Val confusion counts over the classes in `blocks`: many mistakes inside each block, a few anywhere."""
+    rng = np.random.default_rng(seed)
+    n = sum(map(len, blocks))
+    counts = rng.integers(0, 3, (n, n)) + np.diag(rng.integers(50, 100, n))
+    for block in blocks:
+        counts[np.ix_(block, block)] += rng.integers(10, 20, (len(block), len(block)))
+    return counts
+
+
+def test_confusion_clusters_are_the_blocks_the_base_confuses_and_are_seeded():
+    from auxcut.method.confusion import confusion_weights
+
+    blocks = [[0, 4, 7, 9], [1, 2, 8], [3, 5, 6]]  # interleaved, so the class order does not give them away
+    weights = confusion_weights(_block_confusion(blocks, seed=0))
+    assert exits.confusion_clusters(weights, 3, seed=0) == blocks  # groups in order of their first class
+    for seed in range(1, 4):  # another draw of the clustering: the same groups, numbered the same way
+        assert exits.confusion_clusters(weights, 3, seed=seed) == blocks
+    classes = [f"c{i}" for i in range(10)]
+    first, second = exits.resolve_groups("clusters", classes, _tree(), 2, weights, 3, seed=0)
+    np.testing.assert_array_equal(first, [0, 1, 1, 2, 0, 2, 2, 0, 1, 0])
+    np.testing.assert_array_equal(second, first)  # one grouping at every exit
+    # the clusters leave a coarse exit little of the confusion; a grouping across the blocks leaves it most
+    assert exits.between_groups(weights, first) < 0.2 < 0.6 < exits.between_groups(weights, np.arange(10) % 3)
+    fig = exits.plot_groups(weights, [first, second], classes, [1, 3], "clusters")
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles == [f"exit after layer {a}: 3 groups, {exits.between_groups(weights, first):.0%} of the "
+                          f"confusion between" for a in (1, 3)]
+        assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(classes)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("n_groups", [1, 10, 0])
+def test_confusion_clusters_refuse_a_group_count_outside_2_to_classes_less_1(n_groups):
+    from auxcut.method.confusion import confusion_weights
+
+    weights = confusion_weights(_block_confusion([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], seed=1))
+    with pytest.raises(AuxcutError, match=rf"^exits.n_groups is {n_groups}, expected 2..9 for 10 classes"):
+        exits.resolve_groups("clusters", [str(c) for c in range(10)], _tree(), 1, weights, n_groups, seed=0)
+    assert len(exits.confusion_clusters(weights, 9, seed=0)) == 9  # the bounds themselves are fine
+
+
 def test_exit_net_counts_flops_up_to_each_exit_and_freezes_the_base():
     torch.manual_seed(0)
     base = ConvNet((3, 32, 32), 6, 8)
@@ -228,6 +274,9 @@ def _params_with(tmp_path, change) -> str:
 @pytest.mark.parametrize(("change", "message"), [
     (lambda p: p["exits"].update(groups=[[0, 1, 2], [3, 4]]), r"exits.groups leaves classes \[5, 6, 7, 8, 9\] out"),
     (lambda p: p["exits"].update(groups="prefix"), "10 groups for 10 classes"),
+    (lambda p: p["exits"].update(groups="clusters", n_groups=10), r"exits.n_groups is 10, expected 2..9 for 10 classes"),
+    (lambda p: (p["data"].update(source="utkface", classes="age_race"), p["exits"].update(groups="clusters", n_groups=1)),
+     r"exits.n_groups is 1, expected 2..14 for 15 classes"),
     (lambda p: p["exits"].update(after=[2]), "exits.after .* 2 conv layers"),
     (lambda p: p["exits"].update(after=[1, 1]), "after must be increasing"),
     (lambda p: p["exits"].update(thresholds=[0.0, 0.5]), r"thresholds must be in \(0, 1\]"),

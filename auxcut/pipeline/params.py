@@ -146,7 +146,8 @@ class AttributesParams(TrainParams):
 class ExitsParams(TrainParams):
     """Early exits, coarse -> fine, on a copy of the base (auxcut.variants.exits); `width` is the exit branches' width."""
 
-    groups: Literal["tree", "prefix"] | list[list[int]]  # what the coarse exits predict (see params.yaml)
+    groups: Literal["tree", "prefix", "clusters"] | list[list[int]]  # what the coarse exits predict (see params.yaml)
+    n_groups: int  # groups clusters: how many clusters of the val confusion graph (2..classes - 1)
     after: list[int] = Field(min_length=1)  # exit points (1-based) after which a coarse exit sits (exits.exit_points)
     backbone: Literal["frozen", "joint"]  # frozen: only the exits train (the final exit stays the base); joint: all
     thresholds: list[float] = Field(min_length=1)  # confidence thresholds swept per exit
@@ -283,6 +284,8 @@ def check_combinations(p: Params) -> None:
             checks.check_groups(checks.prefix_groups(classes), classes, "exits.groups prefix (class names before the first '/')")
         elif isinstance(p.exits.groups, list):
             checks.check_groups(p.exits.groups, classes)
+        elif p.exits.groups == "clusters":  # an image folder's classes are counted when train_exits reads the data
+            checks.check_n_groups(p.exits.n_groups, len(classes))
     if p.data.source in checks.SOURCE_ATTRIBUTES:
         checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
     occlusion.check_leaves_pixels(p.occlusion.sets, p.data.image_size, p.occlusion.patch_count, p.occlusion.patch_size)

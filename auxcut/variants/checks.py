@@ -54,6 +54,15 @@ def check_groups(groups: list[list[int]], classes: list[str], key: str = "exits.
                           f"needs at least 2 groups and fewer groups than classes")
 
 
+def check_n_groups(n_groups: int, n_classes: int) -> None:
+    """exits.groups clusters: the clusters of the confusion graph are a coarse exit's groups, so at least 2 and fewer
+    than the classes."""
+    if not 2 <= n_groups <= n_classes - 1:
+        raise AuxcutError(f"exits.n_groups is {n_groups}, expected 2..{n_classes - 1} for {n_classes} classes: "
+                          f"exits.groups clusters groups the classes into that many clusters of the confusion graph, "
+                          f"at least 2 and fewer than the classes")
+
+
 def check_attributes(names: list[str], available: list[str]) -> None:
     unknown = [n for n in names if n not in available + DERIVED_ATTRIBUTES]
     if unknown:

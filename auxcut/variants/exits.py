@@ -1,6 +1,6 @@
 """Early exits, coarse -> fine (in the manner of Gran-HBN): a copy of the base CNN with small exit branches after
-earlier conv layers that name a coarse group of classes (the sides of the tree of cuts, or a given grouping), and the
-base's own final layer that names the class.
+earlier conv layers that name a coarse group of classes (the sides of the tree of cuts, clusters of the classes the
+base confuses with each other, or a given grouping), and the base's own final layer that names the class.
 
 Where an exit can sit depends on the base's arch (`exit_points`): after each conv layer of a convnet (two per block),
 after each of a ResNet's layer1..layer4, after each block of the `features` of a MobileNet or EfficientNet, after each
@@ -30,7 +30,7 @@ from auxcut import AuxcutError
 from auxcut.nets import backbones, training
 from auxcut.method.hierarchy import ClassTree
 from auxcut.nets.models import ConvNet, count_parameters
-from auxcut.variants.checks import check_groups, prefix_groups
+from auxcut.variants.checks import check_groups, check_n_groups, prefix_groups
 
 # The aim of issue 11, and the rule that picks the operating point on val: within this much of the full-depth fine
 # accuracy, coarse answers right at least this often; the aim also asks for at most AIM_FLOPS of the full FLOPs.
@@ -192,17 +192,37 @@ def from_base(base: nn.Module, after: list[int], n_groups: list[int], exit_width
     return net
 
 
-def resolve_groups(spec: str | list[list[int]], classes: list[str], tree: ClassTree, n_exits: int) -> list[np.ndarray]:
+def confusion_clusters(weights: np.ndarray, n_groups: int, seed: int) -> list[list[int]]:
+    """The classes in `n_groups` clusters of the confusion graph (symmetric weights, as confusion.confusion_weights):
+    spectral clustering on the weights as the affinity, so the classes the base confuses with each other share a
+    group and a coarse exit is left the confusions that are rare. Groups in order of their first class, so the same
+    clusters give the same groups whatever numbers the clustering drew."""
+    from sklearn.cluster import SpectralClustering
+
+    check_n_groups(n_groups, len(weights))
+    labels = SpectralClustering(n_groups, affinity="precomputed", random_state=seed).fit_predict(weights)
+    return [np.flatnonzero(labels == label).tolist() for label in dict.fromkeys(labels)]
+
+
+def resolve_groups(spec: str | list[list[int]], classes: list[str], tree: ClassTree, n_exits: int,
+                   weights: np.ndarray | None = None, n_groups: int | None = None, seed: int | None = None
+                   ) -> list[np.ndarray]:
     """Per coarse exit, (K,) each class's group: the tree of cuts down to level i at exit i (capped at the tree's
-    depth), the class-name prefix, or the given partition. A grouping that does not cover the classes is an error."""
+    depth), the class-name prefix, `n_groups` confusion clusters (confusion_clusters of the val confusion `weights`,
+    seeded), or the given partition. A grouping that does not cover the classes is an error."""
     if spec == "tree":
         if tree.names != list(classes):  # a cut over discovered fine labels (confusion.labels), or a stale one
             raise AuxcutError(f"exits.groups: tree needs data/cut.json over the data's {len(classes)} given classes, "
                               f"it splits {len(tree.names)} other nodes (confusion.labels, or re-run maxcut); "
                               f"use prefix or an explicit partition")
         return [tree.level_groups(i + 1) for i in range(n_exits)]
-    partition = prefix_groups(classes) if spec == "prefix" else spec
-    check_groups(partition, classes, "exits.groups" + (" prefix" if spec == "prefix" else ""))
+    if spec == "clusters":
+        if weights is None or n_groups is None or seed is None:
+            raise ValueError("exits.groups clusters needs the val confusion weights, n_groups and a seed")
+        partition = confusion_clusters(weights, n_groups, seed)
+    else:
+        partition = prefix_groups(classes) if spec == "prefix" else spec
+    check_groups(partition, classes, "exits.groups" + (f" {spec}" if isinstance(spec, str) else ""))
     group_of = np.empty(len(classes), dtype=np.int64)
     for g, members in enumerate(partition):
         group_of[members] = g
@@ -329,6 +349,32 @@ def plot_curve(test_curve: pd.DataFrame, point: int, full_accuracy: float, title
     bx.axhline(100 * AIM_COARSE_RIGHT, color="C3", lw=1, ls=":", label=f"{AIM_COARSE_RIGHT:.0%}")
     bx.set(xlabel="coarse answers (% of images)", ylabel="%", title="accuracy-specificity trade-off (frontier)")
     bx.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def between_groups(weights: np.ndarray, group_of: np.ndarray) -> float:
+    """The share of the confusion weight between classes of different groups: the confusions a coarse exit is left
+    to tell apart (a max-cut makes it as large as it can, confusion clusters as small)."""
+    total = float(np.triu(weights, 1).sum())
+    return float(np.triu(weights * (group_of[:, None] != group_of[None, :]), 1).sum()) / total if total else 0.0
+
+
+def plot_groups(weights: np.ndarray, groups: list[np.ndarray], classes: list[str], after: list[int], title: str):
+    """Each coarse exit's groups drawn on the val confusion graph (auxcut.method.maxcut.plot's drawing of a cut),
+    with the share of the confusion weight left between groups."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from auxcut.method.maxcut.plot import draw_groups
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 7), squeeze=False)
+    for ax, a, group_of in zip(axes[0], after, groups):
+        draw_groups(ax, weights, group_of, classes, f"exit after layer {a}: {int(group_of.max()) + 1} groups, "
+                                                    f"{between_groups(weights, group_of):.0%} of the confusion between")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
