@@ -55,7 +55,7 @@ def test_types_and_bounds_in_words():
     sets = fields["occlusion"].annotation.model_fields["sets"]
     assert describe_bounds(sets.metadata, sets.annotation) == "at least 1 entry, no repeats"
     groups = fields["exits"].annotation.model_fields["groups"].annotation
-    assert describe_type(groups) == "one of `tree`, `prefix` or list of list of int"
+    assert describe_type(groups) == "one of `tree`, `prefix`, `clusters` or list of list of int"
 
 
 def test_mkdocs_builds_strictly(tmp_path):
