@@ -102,6 +102,8 @@ def test_the_dag_derived_from_dvc_yaml():
     assert declaring("auxcut/variants/occlusion.py") == ["occlude", "robustness"]
     assert declaring("models/missing_heads.joblib") == ["robustness"]
     assert declaring("auxcut/method/maxcut/sdp.py") == ["maxcut"]  # a module inside a declared package folder
+    assert declaring("auxcut/method/maxcut/plot.py") == ["maxcut", "train_exits"]  # the exits' groups drawn as the cut
+    assert readers("exits.n_groups") == ["train_exits"]
     assert expected_runs([], set()) == []
 
 
