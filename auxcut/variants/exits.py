@@ -196,7 +196,8 @@ def confusion_clusters(weights: np.ndarray, n_groups: int, seed: int) -> list[li
     """The classes in `n_groups` clusters of the confusion graph (symmetric weights, as confusion.confusion_weights):
     spectral clustering on the weights as the affinity, so the classes the base confuses with each other share a
     group and a coarse exit is left the confusions that are rare. Groups in order of their first class, so the same
-    clusters give the same groups whatever numbers the clustering drew."""
+    clusters give the same groups whatever numbers the clustering drew. A class the base never confuses with another
+    joins whichever group the clustering gives it (scikit-learn warns then that the graph is not fully connected)."""
     from sklearn.cluster import SpectralClustering
 
     check_n_groups(n_groups, len(weights))
