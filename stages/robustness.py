@@ -11,9 +11,9 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from auxcut.data import prepared  # noqa: E402
-from auxcut.nets import embedding, training  # noqa: E402
+from auxcut.nets import training  # noqa: E402
 from auxcut.method import fairness  # noqa: E402
-from auxcut.variants import occlusion, robustness  # noqa: E402
+from auxcut.variants import missing, occlusion, robustness  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.pipeline.predictor import MAX_BATCH, Predictor  # noqa: E402
 from auxcut.pipeline.stage import Stage, run_stage  # noqa: E402
@@ -39,7 +39,8 @@ def main(stage: Stage) -> None:
     for name, mask in sets.items():
         shown = images if mask is None else occlusion.occlude(images, mask)
         inputs = np.concatenate([final.head_inputs(shown[i:i + MAX_BATCH]) for i in range(0, len(shown), MAX_BATCH)])
-        features = embedding.embed(base, shown, mean, std, batch_size=256, device=device)
+        features = {kind: missing.features_of(base, kind, shown, mean, std, device)
+                    for kind in {head.map for head in fc_heads.values()}}
         probs = robustness.predictions(inputs, features, len(ds.classes), control, final.head, fc_heads)
         scored[name] = robustness.score_set(y, probs, groups, rows, p.fairness.ci)
     stage.save_plot(paths.PLOTS / "robustness" / "accuracy.png", robustness.plot_accuracy(scored, p.fairness.ci))

@@ -1,5 +1,6 @@
 """train_missing: fresh fully connected heads on the frozen base backbone, trained on its bounded features as they
-are (present), on the features the image lacks (missing), or on both."""
+are (present), on the features the image lacks (missing), or on both; the features are its pooled embedding or its
+last conv map (missing.map)."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from auxcut.data import prepared  # noqa: E402
-from auxcut.nets import embedding, training  # noqa: E402
+from auxcut.nets import backbones, training  # noqa: E402
 from auxcut.variants import missing  # noqa: E402
 from auxcut.core import paths  # noqa: E402
 from auxcut.core.io import atomic_path  # noqa: E402
@@ -25,20 +26,30 @@ def main(stage: Stage) -> None:
     labels = ds.samples["label"].to_numpy()
     [base], state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(state["mean"]), np.asarray(state["std"])
-    features = embedding.embed(base, ds.images, mean, std, batch_size=256, device=training.pick_device())
+    features = missing.features_of(base, cfg.map, ds.images, mean, std, training.pick_device())
     train, val, test = (ds.indices(s) for s in prepared.SPLITS)
     base_probs = np.load(paths.BASE_PROBS)
     heads, metrics = {}, {"features": int(features.shape[1]), "cap_quantile": cfg.cap_quantile, "heads": {},
                           "base_accuracy": {s: float((base_probs[r].argmax(1) == labels[r]).mean())
                                             for s, r in (("val", val), ("test", test))}}
+    activation = backbones.last_map(base)[1] if cfg.map == "spatial" else None
+    if activation is not None:  # the pooled heads' metrics stay as they were before missing.map existed
+        metrics.update(map=cfg.map, activation=activation)
     for kind in cfg.features:
-        head = missing.MissingFeatureHead(kind, len(ds.classes), cfg.hidden, cfg.alpha, cfg.max_iter,
-                                          cfg.cap_quantile, p.seed).fit(features[train], labels[train])
+        if activation is None:
+            head = missing.MissingFeatureHead(kind, len(ds.classes), cfg.hidden, cfg.alpha, cfg.max_iter,
+                                              cfg.cap_quantile, p.seed).fit(features[train], labels[train])
+        else:
+            head = missing.SpatialMissingHead(kind, activation, len(ds.classes), cfg.hidden, cfg.lr, cfg.momentum,
+                                              cfg.alpha, cfg.max_iter, cfg.batch_size, cfg.cap_quantile, p.seed
+                                              ).fit(features[train], labels[train], features[val], labels[val])
         heads[kind] = head
         metrics["heads"][kind] = {
-            "parameters": head.n_parameters, "iterations": int(head.model.n_iter_),
+            "parameters": head.n_parameters, "iterations": head.iterations,
             **{f"{s}_accuracy": float((head.predict_proba(features[r]).argmax(1) == labels[r]).mean())
                for s, r in (("val", val), ("test", test))}}
+        if activation is not None:
+            metrics["heads"][kind].update(best_epoch=head.best_epoch, history=head.history)
     with atomic_path(paths.MISSING_HEADS) as tmp:
         joblib.dump(heads, tmp)
     stage.tracker.log_artifact(paths.MISSING_HEADS, "model")

@@ -162,11 +162,13 @@ def test_each_predictor_on_a_set_reads_its_own_inputs():
     control = make_pipeline(LogisticRegression()).fit(inputs[:, :3], y)
     stacked = make_pipeline(LogisticRegression()).fit(inputs[y < 2], y[y < 2])  # as if val lacked class 2
     features = rng.normal(size=(60, 3))
-    shares = type("Shares", (), {"predict_proba": staticmethod(lambda f: np.exp(f) / np.exp(f).sum(1, keepdims=True))})
-    probs = robustness.predictions(inputs, features, 3, control, stacked, {"missing": shares()})
+    shares = type("Shares", (), {"map": "spatial",
+                                 "predict_proba": staticmethod(lambda f: np.exp(f) / np.exp(f).sum(1, keepdims=True))})
+    probs = robustness.predictions(inputs, {"pooled": -features, "spatial": features}, 3, control, stacked,
+                                   {"missing": shares()})
     assert list(probs) == ["base", "control", "stacked", "fc_missing"]
     np.testing.assert_array_equal(probs["base"], inputs[:, :3])
     np.testing.assert_allclose(probs["control"], control.predict_proba(inputs[:, :3]))
     np.testing.assert_allclose(probs["stacked"][:, :2], stacked.predict_proba(inputs))  # base + aux columns
     assert (probs["stacked"][:, 2] == 0).all()
-    np.testing.assert_allclose(probs["fc_missing"], shares().predict_proba(features))  # the base's features
+    np.testing.assert_allclose(probs["fc_missing"], shares().predict_proba(features))  # the features of its map

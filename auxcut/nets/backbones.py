@@ -89,6 +89,26 @@ class PmnistNet(Backbone):
         return self.classifier(self.features(self.view(x)))
 
 
+def last_map(net: nn.Module) -> tuple[nn.Sequential, str]:
+    """The layers from the view's output to the net's last conv map (after its last pooling and activation, before it
+    is flattened or pooled globally: pmnist_net's 20 x 4 x 4 at 28 px, convnet's last block), and the name of the
+    activation the map comes out of (relu, relu6, sigmoid, tanh). The layers are the net's own, not copies."""
+    name = net.arch.get("name", CONVNET)
+    check_last_map(name)
+    layers = list(net.features)
+    end = next(i for i, layer in enumerate(layers) if isinstance(layer, (nn.Flatten, nn.AdaptiveAvgPool2d)))
+    return net.features[:end], PMNIST_NAMES.get(name, "relu")
+
+
+def check_last_map(name: str) -> None:
+    """convnet's and pmnist_net's last conv map can be read (`last_map`); a torchvision net's ends inside the model's
+    own forward (its global pooling), so it is refused in one line, when params are read."""
+    if name != CONVNET and name not in PMNIST_NAMES:
+        raise AuxcutError(f"missing.map spatial reads the last conv map of convnet or pmnist_net[_relu6|_sigmoid|"
+                          f"_tanh], and base.arch {name} has none auxcut can read (a torchvision net pools it inside "
+                          f"its own forward): set missing.map pooled or one of those archs")
+
+
 class ThreeChannels(nn.Module):
     """A one-channel image (digits, MNIST, the gray view) repeated into the three channels torchvision nets take: the
     same as summing the first conv's weights over its input channels, so RGB weights files load as they are."""

@@ -181,11 +181,15 @@ class OcclusionParams(_Strict):
 class MissingParams(_Strict):
     """Heads on the frozen base backbone's bounded features, present and/or missing (auxcut.variants.missing)."""
 
+    map: Literal["pooled", "spatial"]  # the pooled embedding, or the last conv map (the paper's; convnet, pmnist_net)
     features: Annotated[list[Literal["present", "missing", "both"]], Distinct] = Field(min_length=1)
-    hidden: int = Field(ge=1)  # tanh units of each head's hidden layer
-    alpha: float = Field(ge=0)  # L2 penalty
-    max_iter: int = Field(ge=1)
+    hidden: int = Field(ge=1)  # units of each head's hidden layer (pooled: tanh; spatial: the base's activation)
+    alpha: float = Field(ge=0)  # L2 penalty (spatial: SGD's weight decay)
+    max_iter: int = Field(ge=1)  # pooled: the most epochs (early-stopped); spatial: the epochs
     cap_quantile: float = Field(gt=0, le=1)  # each feature's bound: this quantile of its train values
+    lr: float = Field(gt=0)  # spatial: SGD's learning rate
+    momentum: float = Field(ge=0, lt=1)  # spatial: SGD's momentum
+    batch_size: int = Field(ge=1)  # spatial
 
 
 class DiscoveryParams(_Strict):
@@ -294,6 +298,10 @@ def check_combinations(p: Params) -> None:
             from auxcut.nets import backbones
 
             backbones.check_image_size(arch.arch, p.data.image_size, view, arch.small_input, param)
+    if p.missing.map == "spatial" and p.base.arch != "convnet":
+        from auxcut.nets import backbones
+
+        backbones.check_last_map(p.base.arch)
     if p.base.weights != NO_WEIGHTS:  # a file to load: it must be there before any stage trains
         from auxcut.nets import backbones
 

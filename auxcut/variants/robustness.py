@@ -24,20 +24,22 @@ PUBLISHED_DELTA = {"horizontal": 4.25, "vertical": 7.18, "diagonal": 6.62, "trip
 WITHIN_UNOCCLUDED = 0.01  # the head's accuracy on the unoccluded test set may trail the base's by at most this
 
 
-class ProbabilityModel(Protocol):
+class FeatureHead(Protocol):
+    map: str  # which of the base's features it reads (auxcut.variants.missing.features_of)
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def predictions(head_inputs: np.ndarray, features: np.ndarray, n_classes: int, control: Pipeline, stacked: Pipeline,
-                missing_heads: dict[str, ProbabilityModel]) -> dict[str, np.ndarray]:
+def predictions(head_inputs: np.ndarray, features: dict[str, np.ndarray], n_classes: int, control: Pipeline,
+                stacked: Pipeline, missing_heads: dict[str, FeatureHead]) -> dict[str, np.ndarray]:
     """Every predictor's class probabilities on one test set: the base (the first K of the stacked head's inputs),
     the control head on them, the stacked head on base + aux, and each missing-feature head (fc_<kind>) on the base's
-    features."""
+    features it reads (`features` by map: pooled, spatial)."""
     base = head_inputs[:, :n_classes]
     return {"base": base,
             "control": stacking.predict_all_classes(control, base, n_classes),
             "stacked": stacking.predict_all_classes(stacked, head_inputs, n_classes),
-            **{f"fc_{kind}": head.predict_proba(features) for kind, head in missing_heads.items()}}
+            **{f"fc_{kind}": head.predict_proba(features[head.map]) for kind, head in missing_heads.items()}}
 
 
 def score_set(y: np.ndarray, probs: dict[str, np.ndarray], groups: pd.DataFrame, rows: np.ndarray,
