@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix
 
 from auxcut import AuxcutError
 
@@ -59,8 +58,11 @@ def graph_nodes(labels_file: str, labels: np.ndarray, classes: list[str]) -> Gra
 
 def confusion_counts(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """C[i, j] = number of samples of class i predicted as class j (argmax of probs)."""
+    # by counting (true, predicted) pairs in numpy: scikit-learn's confusion_matrix gives the same, but importing it
+    # costs every stage that reads the graph (maxcut, relabel, train_aux, ...) seconds of start-up
     n_classes = probs.shape[1]
-    return confusion_matrix(y_true, probs.argmax(1), labels=np.arange(n_classes))
+    pairs = np.asarray(y_true, dtype=np.int64) * n_classes + probs.argmax(1)
+    return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def confusion_weights(counts: np.ndarray) -> np.ndarray:
