@@ -1,6 +1,7 @@
-"""train_aux: a small binary CNN on the cut labels, one per cut of the tree (at least 10x fewer parameters than the
-base, all of them together), trained with the objective and on the view that params.yaml `aux` names; or, with
-aux.mode head, one binary head per cut on a copy of the base, fine-tuned jointly with its class head."""
+"""train_aux: a small binary CNN on the cut labels, one per cut of the tree (at least aux.min_ratio, 10, times fewer
+parameters than the base, all of them together), trained with the objective and on the view that params.yaml `aux`
+names; or, with aux.mode head, one binary head per cut on a copy of the base, fine-tuned jointly with its class head.
+aux.target random_cut trains it on a random cut of the same nodes instead, aux.target classes one multiclass aux."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from auxcut.method import auxiliary, confusion  # noqa: E402
+from auxcut.method import auxiliary, confusion, targets  # noqa: E402
 from auxcut.data import prepared  # noqa: E402
 from auxcut.nets import training  # noqa: E402
 from auxcut.variants import joint_training  # noqa: E402
@@ -30,13 +31,18 @@ def main(stage: Stage) -> None:
     tree = ClassTree.from_json(read_json(paths.CUT), str(paths.CUT))
     base_probs = np.load(paths.BASE_PROBS)
     # over the cut's nodes: the given classes or the fine labels
-    node_probs = confusion.graph_nodes(p.confusion.labels, ds.samples["label"].to_numpy(), ds.classes).probs(base_probs)
+    graph = confusion.graph_nodes(p.confusion.labels, ds.samples["label"].to_numpy(), ds.classes)
+    node_probs = graph.probs(base_probs)
+    cuts = targets.aux_cuts(p.aux.target, tree, relabeled, graph.labels, p.seed, p.aux.random_draw)
     [base], base_state = training.load_checkpoint(paths.BASE_MODEL)
     mean, std = np.asarray(base_state["mean"]), np.asarray(base_state["std"])
     device = training.pick_device()
-    train = joint_training.train_heads if p.aux.mode == "head" else auxiliary.train_separate
-    out = train(ds, tree, relabeled, base, base_probs, node_probs, mean, std, p.aux, p.seed, device, stage.is_main,
-                stage.say)
+    if cuts is None:  # aux.target classes
+        out = auxiliary.train_classes(ds, base, base_probs, mean, std, p.aux, p.seed, device, stage.is_main, stage.say)
+    else:
+        train = joint_training.train_heads if p.aux.mode == "head" else auxiliary.train_separate
+        out = train(ds, cuts.tree, cuts.relabeled, base, base_probs, node_probs, mean, std, p.aux, p.seed, device,
+                    stage.is_main, stage.say)
     if out is None:
         return  # under torchrun rank 0 alone predicts and writes every output
     stage.tracker.log_metrics({"base_parameters": count_parameters(base), "aux_parameters": out.parameters})
@@ -46,7 +52,8 @@ def main(stage: Stage) -> None:
     save_npy(paths.AUX_PROBS, out.aux_probs)
     save_npy(paths.CLASS_PROBS, out.class_probs)
     stage.tracker.log_artifact(paths.AUX_MODEL, "model")
-    stage.write_metrics(auxiliary.summary(out, p.aux, ds, base, base_probs, mean, std, device))
+    stage.write_metrics({**auxiliary.summary(out, p.aux, ds, base, base_probs, mean, std, device),
+                         **targets.summary(p.aux.target, cuts, tree)})
 
 
 if __name__ == "__main__":

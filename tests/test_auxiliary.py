@@ -31,9 +31,9 @@ def auxes(width: int, view: str, n_nets: int) -> int:
 @pytest.mark.parametrize("n_nets", [1, 3, 7])  # a single cut; the trees of maxcut.depth 2 and 3
 def test_the_budget_passes_at_ten_times_and_refuses_below(view, n_nets):
     asked = auxes(8, view, n_nets)
-    assert auxiliary.check_budget(SHAPE, 8, view, n_nets, 10 * asked) == asked  # exactly 10x fewer: allowed
+    assert auxiliary.check_budget(SHAPE, 8, view, n_nets, 10 * asked, min_ratio=10) == asked  # exactly 10x: allowed
     with pytest.raises(AuxcutError) as refused:
-        auxiliary.check_budget(SHAPE, 8, view, n_nets, math.ceil(9.99 * asked))  # 9.99x: refused
+        auxiliary.check_budget(SHAPE, 8, view, n_nets, math.ceil(9.99 * asked), min_ratio=10)  # 9.99x: refused
     message = str(refused.value)
     assert "\n" not in message and "aux.width=8" in message and "9.99x fewer" in message
     assert ("auxes (one per cut of the tree)" in message) == (n_nets > 1)
@@ -46,9 +46,9 @@ def test_the_refusal_names_the_widest_width_that_fits(view, n_nets):
     base = 10 * auxes(5, view, n_nets)
     assert auxes(6, view, n_nets) * 10 > base
     with pytest.raises(AuxcutError, match=r"\(aux\.width 5 fits\)$"):
-        auxiliary.check_budget(SHAPE, 12, view, n_nets, base)
+        auxiliary.check_budget(SHAPE, 12, view, n_nets, base, min_ratio=10)
     with pytest.raises(AuxcutError, match=r"no aux\.width fits: lower maxcut\.depth or widen the base"):
-        auxiliary.check_budget(SHAPE, 12, view, n_nets, 10 * auxes(1, view, n_nets) - 1)
+        auxiliary.check_budget(SHAPE, 12, view, n_nets, 10 * auxes(1, view, n_nets) - 1, min_ratio=10)
 
 
 def tree() -> ClassTree:
@@ -90,7 +90,8 @@ def test_node_metrics_score_a_cut_on_its_own_images_per_split():
 
 def settings(**changes) -> SimpleNamespace:
     cfg = dict(width=2, epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, patience=5, augment=False,
-               objective="plain", strength=0.0, view="full", mode="separate", arch="convnet", small_input="auto")
+               objective="plain", strength=0.0, view="full", mode="separate", arch="convnet", small_input="auto",
+               target="cut", min_ratio=10.0)
     return SimpleNamespace(**{**cfg, **changes})
 
 

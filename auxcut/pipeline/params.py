@@ -115,6 +115,17 @@ class ConfusionParams(_Strict):
 
 class MaxcutParams(_Strict):
     method: Literal["auto", "exact", "lowrank", "cvxpy"]
+    target: Literal["cut", "random_cut", "classes"]  # what the aux learns (auxcut.method.targets)
+    random_draw: int = Field(ge=0)  # random_cut: which draw of the random balanced cut (with seed)
+    min_ratio: float  # the base has at least this many times the auxes' parameters (auxcut.method.auxiliary)
+
+    @field_validator("min_ratio")
+    @classmethod
+    def _at_most_the_base(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (auxes at most as large as the base; the seed method's rule is 10), "
+                             f"got {value:g}")
+        return value
     hyperplanes: int = Field(ge=1000)
     exact_max_n: int = Field(ge=0, le=24)
     polish: Literal["tabu", "none"]  # local search after the hyperplane rounding
@@ -283,6 +294,7 @@ def check_combinations(p: Params) -> None:
                           f"{p.confusion.labels} cuts the fine labels inside them: set exits.groups to prefix or a "
                           f"list of groups, or confusion.labels to the given classes")
     classes = checks.known_classes(p.data.source, p.data.classes)
+    check_aux_target(p)
     if classes is not None:
         if p.exits.groups == "prefix":
             checks.check_groups(checks.prefix_groups(classes), classes, "exits.groups prefix (class names before the first '/')")
@@ -326,6 +338,23 @@ def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
         elif ann is float:
             value = out[name]
             if isinstance(value, int) and not isinstance(value, bool):
+def check_aux_target(p: Params) -> None:
+    """The controls of aux.target train one aux, not one per cut of data/cut.json's tree of max-cuts; the classes aux
+    is a separate multiclass net with the plain loss (the objectives weigh the base's side of a cut)."""
+    target = p.aux.target
+    if target == "cut":
+        return
+    if p.maxcut.depth > 1:
+        raise AuxcutError(f"aux.target {target} trains one aux, but maxcut.depth {p.maxcut.depth} asks for a tree of "
+                          f"cuts with one aux per cut: set maxcut.depth 1 or aux.target cut")
+    if p.head.aux_features == "paths":
+        raise AuxcutError(f"head.aux_features paths reads the aux probabilities as paths down the tree of max-cuts, "
+                          f"which aux.target {target} does not learn: set head.aux_features nodes or aux.target cut")
+    if target == "classes" and (p.aux.mode != "separate" or p.aux.objective != "plain"):
+        raise AuxcutError(f"aux.target classes trains one separate multiclass aux with the plain loss, so aux.mode "
+                          f"must be separate and aux.objective plain (got {p.aux.mode} and {p.aux.objective})")
+
+
                 out[name] = float(value)
             elif isinstance(value, str):
                 try:

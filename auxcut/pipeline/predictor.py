@@ -1,8 +1,9 @@
 """The final predictor as one object: a batch of images -> class probabilities and class names.
 
 It chains what the pipeline trained: base CNN probabilities + the aux CNNs' probabilities (one per cut of the
-tree of cuts) -> the stacked head (which turns them into path features itself when the head uses them). With the aux
-as a head (aux.mode head), one net gives both the class probabilities and the cuts' in one forward pass.
+tree of cuts, or the K class probabilities of aux.target classes) -> the stacked head (which turns them into path
+features itself when the head uses them). With the aux as a head (aux.mode head), one net gives both the class
+probabilities and the cuts' in one forward pass.
 `AuxcutPyfunc` wraps it as an MLflow pyfunc model, which is what the registry holds and
 `mlflow models serve` (`make serve`) answers HTTP requests with.
 """
@@ -90,7 +91,7 @@ class Predictor:
 
     def head_inputs(self, images: Any) -> np.ndarray:
         """(N, K + cuts) what the heads read: the class probabilities (the control head reads these alone) and the
-        cuts' probabilities."""
+        cuts' probabilities (or, for a multiclass aux, its K class probabilities)."""
         array = self.check(images)
         kwargs = {"batch_size": 256, "device": self.device}
         if self.joint_cuts:
@@ -99,7 +100,9 @@ class Predictor:
                                      len(self.classes))
             return np.column_stack([base, cuts])
         base = training.predict_proba(self.base, array, self.mean, self.std, task="multiclass", **kwargs)
-        auxes = [training.predict_proba(aux, array, self.mean, self.std, task="binary", **kwargs) for aux in self.auxes]
+        auxes = [training.predict_proba(aux, array, self.mean, self.std, **kwargs,  # one output: a cut's side
+                                        task="binary" if aux.arch["n_outputs"] == 1 else "multiclass")
+                 for aux in self.auxes]
         return np.column_stack([base, *auxes])
 
     def predict_proba(self, images: Any) -> np.ndarray:
