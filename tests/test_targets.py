@@ -19,6 +19,7 @@ from auxcut.nets import training
 from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import load_params
 from auxcut.pipeline.predictor import Predictor
+from auxcut.reports import summary
 from conftest import DIGITS, digits_halves
 
 CPU = torch.device("cpu")
@@ -152,3 +153,14 @@ def test_a_control_with_what_needs_the_tree_of_cuts_is_refused(tmp_path, params_
 def test_a_random_cut_takes_the_aux_variants_of_a_cut(tmp_path, params_dict):
     params = load_params(write_params(tmp_path, params_dict, target="random_cut", objective="residual", mode="separate"))
     assert params.aux.target == "random_cut"
+
+
+def test_the_summary_says_when_the_aux_is_a_control_or_the_rule_is_lowered():
+    assert summary.aux_control_lines({"target": "cut", "min_ratio": 10.0}) == []
+    drawn = {"draw": 2, "side_0": ["0", "1"], "side_1": ["2"], "same_as_max_cut": False}
+    [line] = summary.aux_control_lines({"target": "random_cut", "min_ratio": 10.0, "random_cut": drawn})
+    assert line.startswith("aux target: random_cut (a control)") and line.endswith("(draw 2), not the max-cut: 0, 1 | 2")
+    agree = {"aux_accuracy": 0.5, "base_accuracy": 0.75, "error_correlation": 0.25}
+    classes, lowered = summary.aux_control_lines({"target": "classes", "min_ratio": 3.0, "class_agreement": agree})
+    assert classes.endswith("test accuracy aux 0.500, base 0.750; error correlation +0.25")
+    assert lowered.endswith("aux.min_ratio 3: the auxes need only be 3x smaller than the base, not the seed method's 10x")

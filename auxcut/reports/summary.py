@@ -41,6 +41,26 @@ def _fmt(value: float, ci: list[float] | None = None, signed: bool = False) -> s
     return f"{text} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed and ci else f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
 
 
+def aux_control_lines(aux: dict[str, Any]) -> list[str]:
+    """What metrics/train_aux.json says the aux was, where it is not the seed method's: a control of aux.target instead
+    of the max-cut, and the 10x parameter rule lowered by aux.min_ratio."""
+    lines = []
+    if aux.get("target", "cut") == "random_cut":
+        drawn = aux["random_cut"]
+        lines.append(f"{'aux target: random_cut (a control)':<38} a random balanced cut (draw {drawn['draw']}), not the "
+                     f"max-cut{' (it fell on the max-cut)' if drawn['same_as_max_cut'] else ''}: "
+                     f"{', '.join(drawn['side_0'])} | {', '.join(drawn['side_1'])}")
+    elif aux.get("target", "cut") == "classes":
+        agree = aux["class_agreement"]
+        lines.append(f"{'aux target: classes (a control)':<38} a multiclass aux over the classes, its probabilities "
+                     f"stacked: test accuracy aux {agree['aux_accuracy']:.3f}, base {agree['base_accuracy']:.3f}; "
+                     f"error correlation {agree['error_correlation']:+.2f}")
+    if aux.get("min_ratio", 10) < 10:
+        lines.append(f"{'parameter rule lowered':<38} aux.min_ratio {aux['min_ratio']:g}: the auxes need only be "
+                     f"{aux['min_ratio']:g}x smaller than the base, not the seed method's 10x")
+    return lines
+
+
 def summary_table(metrics_dir: Path = Path("metrics")) -> str:
     """The table `auxcut summary` prints, from metrics_dir/<stage>.json; a missing, truncated or incomplete file is
     an AuxcutError naming it."""
@@ -79,6 +99,7 @@ def summary_table(metrics_dir: Path = Path("metrics")) -> str:
         lines.append(f"{'aux model' + ('s' if auxes > 1 else ''):<38} {aux['base_over_aux_parameters']:.1f}x fewer "
                      f"parameters than the base{' (all ' + str(auxes) + ')' if auxes > 1 else ''}; test accuracy "
                      f"{aux['accuracy']['test']:.3f} vs majority rate {aux['majority_rate']['test']:.3f}")
+    lines += aux_control_lines(aux)
     if "base_agreement" in aux and aux.get("mode") != "head":
         agree = aux["base_agreement"]
         lines.append(f"{'aux objective / view':<38} {aux['objective']} / {aux['view']}: side accuracy aux "
