@@ -71,6 +71,8 @@ def main() -> None:
     run = args.run
     # Read as plain YAML: study copies made before a params schema change still qualify.
     p = yaml.safe_load((run / "params.yaml").read_text())
+    if p["aux"].get("target", "cut") != "cut":  # its aux did not learn data/cut.json's sides, which this bench scores
+        parser.error(f"{run}: aux.target {p['aux']['target']}: only an aux of the max-cut (aux.target cut) is scored here")
     ds = prepared.load(run / paths.PREPARED)
     y = ds.samples["label"].to_numpy()
     tree = ClassTree.from_json(json.loads((run / paths.CUT).read_text()), str(run / paths.CUT))
