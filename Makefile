@@ -25,7 +25,8 @@ run: $(STAMP)
 	auxcut run
 
 # Two pytest-xdist workers, a test file each at a time: the DVC runs leave a core idle much of the time (startup,
-# I/O, single-threaded stages). A file's module fixtures stay in one worker; each worker builds the session pipeline.
+# I/O, single-threaded stages). A file's module fixtures stay in one worker; the session pipeline
+# is built once, in the background from the start, and each worker copies it (tests/conftest.py).
 # The ten slowest tests are listed at the end, so a suite creeping towards its 15-minute budget shows where.
 test: $(STAMP)
 	python -m pytest -n 2 --dist loadfile --durations=10

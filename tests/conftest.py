@@ -6,6 +6,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +126,18 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
     set_params(repo, **params)
+    git = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    return copy_env(repo)
+
+
+def copy_env(repo: Path) -> dict[str, str]:
+    """The environment to run DVC in a copy at `repo`: this venv's commands, tracking into a store beside the copy."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{repo.parent / 'mlflow.db'}", "TQDM_DISABLE": "1"}
     for key in ("DVC_EXP_NAME", "AUXCUT_PIPELINE_RUN"):
         env.pop(key, None)
-    git = ["git", "-c", "user.name=auxcut-test", "-c", "user.email=test@auxcut.invalid"]
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], git + ["commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
     return env
 
 
@@ -139,20 +146,75 @@ TINY = {"base__epochs": 3, "aux__epochs": 3, "attributes__epochs": 2, "exits__ep
         "fine__finetune_epochs": 2, "discovery__augmentations": 2, "fairness__bootstrap": 200}
 
 
+def build_pipeline(root: Path) -> None:
+    """The session pipeline, built once for every xdist worker in a process of its own (see `pipeline_build`): a
+    fresh git + DVC copy of the repository at root/repo on digits with tiny epochs, run once with `dvc repro`,
+    tracked into root/mlflow.db. Its metrics and predictions are kept in root/first-metrics and
+    root/first-predictions: what later tests compare with (the model it registered in MLflow among them).
+    root/returncode is written last, whatever happens; root/repro.log holds the output."""
+    returncode, log = 1, ""
+    try:
+        repo = root / "repo"
+        env = copy_repository(repo, **TINY)
+        result = run(["dvc", "repro"], repo, env)
+        returncode, log = result.returncode, result.stdout
+        (root / "repro.stdout").write_text(result.stdout)
+        log += result.stderr
+        if result.returncode == 0:
+            shutil.copytree(repo / "metrics", root / "first-metrics")
+            shutil.copytree(repo / "data" / "predictions", root / "first-predictions")
+            # This first run is the one tracked in MLflow (the tracking, UI and serving tests read it). The later
+            # re-runs test what DVC re-runs and what the stages write, not tracking: they skip MLflow, which costs
+            # every stage seconds of imports and store access (no stage reads `tracking`, so nothing turns stale).
+            set_params(repo, tracking__enabled=False)
+    except Exception as error:  # noqa: BLE001 - reported to every test that waits for this build
+        log += f"\nbuilding the session pipeline failed: {error!r}"
+    finally:
+        (root / "repro.log").write_text(log)
+        (root / "returncode.tmp").write_text(str(returncode))
+        os.replace(root / "returncode.tmp", root / "returncode")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipeline_build(request, tmp_path_factory) -> Iterator[Path]:
+    """Where the session pipeline is built: one folder for all xdist workers of this session. The first worker to
+    start, if any selected test needs the pipeline, starts the build in the background, so that both workers run
+    other tests meanwhile instead of each running the whole pipeline itself."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "pipeline-build"
+    build = None
+    if any("pipeline" in item.fixturenames for item in request.session.items):
+        from filelock import FileLock
+
+        with FileLock(str(shared / "pipeline-build.lock")):
+            if not root.exists():
+                root.mkdir()
+                code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import conftest; " \
+                       f"conftest.build_pipeline(conftest.Path({str(root)!r}))"
+                build = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+    yield root
+    if build is not None:
+        build.wait()  # another worker may still be waiting for it; never leave it running past the session
+
+
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory):
-    """A fresh git + DVC copy of the repository on digits with tiny epochs, run once with `dvc repro`, tracked
-    (shared by the pipeline, report and stale-stage tests; each leaves it reproduced and consistent).
-    The first run's metrics and predictions are also kept beside the copy, in first-metrics/ and first-predictions/:
-    what later tests compare with (the model it registered in MLflow among them)."""
-    repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    env = copy_repository(repo, **TINY)
-    result = run(["dvc", "repro"], repo, env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    shutil.copytree(repo / "metrics", repo.parent / "first-metrics")
-    shutil.copytree(repo / "data" / "predictions", repo.parent / "first-predictions")
-    # This first run is the one tracked in MLflow (the tracking, UI and serving tests read it). The later re-runs
-    # test what DVC re-runs and what the stages write, not tracking: they skip MLflow, which costs every stage
-    # seconds of imports and store access (no stage reads `tracking`, so nothing turns stale).
-    set_params(repo, tracking__enabled=False)
-    return repo, env, result.stdout
+def pipeline(pipeline_build, tmp_path_factory):
+    """This worker's own copy of the session pipeline (see build_pipeline), shared by the pipeline, report,
+    stale-stage and variant tests of the worker; each leaves it reproduced and consistent.
+    Returns the copy's repository, the environment to run DVC there, and the first `dvc repro`'s output."""
+    done = pipeline_build / "returncode"
+    deadline = time.monotonic() + 1500
+    while not done.exists():
+        assert time.monotonic() < deadline, f"the session pipeline was not built in 25 minutes: {pipeline_build}"
+        time.sleep(1)
+    assert done.read_text() == "0", (pipeline_build / "repro.log").read_text()[-6000:]
+    mine = tmp_path_factory.mktemp("pipeline")
+    for name in ("repo", "mlflow.db", "first-metrics", "first-predictions"):
+        source = pipeline_build / name
+        if source.is_dir():
+            shutil.copytree(source, mine / name, symlinks=True)
+        else:
+            shutil.copy2(source, mine / name)
+    return mine / "repo", copy_env(mine / "repo"), (pipeline_build / "repro.stdout").read_text()

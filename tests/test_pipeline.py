@@ -296,11 +296,3 @@ def test_missing_data_path_is_one_line_and_leaves_outputs(pipeline):
     assert len(lines) == 1 and "data.path" in lines[0] and "no/such/UTKFace.tar.gz" in lines[0], result.stderr
     assert digest(repo / "data" / "prepared" / "images.npy") == before
     assert not list((repo / "data").glob(".prepared.*"))  # no half-written temporary folder left
-
-
-def test_aux_param_change_reruns_only_aux_and_downstream(pipeline):
-    repo, env, _ = pipeline
-    set_params(repo, aux__lr=0.01)
-    result = run(["dvc", "repro"], repo, env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert ran_stages(result.stdout) == ["train_aux", "stack", "fit_head", "fairness", "robustness"]
