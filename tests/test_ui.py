@@ -127,6 +127,7 @@ def test_ui_shows_the_pipeline_runs_and_a_metric(pipeline, tmp_path):
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)  # expect's own 5 s missed the runs table on a loaded 2-core machine
             page.goto(url)
             parent_row = page.locator(".ag-row", has_text=parent_name)
             expect(parent_row).to_be_visible()
