@@ -63,13 +63,14 @@ def test_a_queued_grid_runs_one_experiment_per_point(worker):
     grid = {"fairness.bootstrap": [100, 150], "fairness.ci": [0.9, 0.8]}
     sweep = [arg for key, values in grid.items() for arg in ("-S", f"{key}={','.join(map(str, values))}")]
     try:
-        queued = ok(run(["dvc", "exp", "run", "--queue", *sweep], repo, env))
+        # each point runs the fairness stage only (a target, as users narrow a sweep): robustness and score_fine
+        # read the same params and would triple the minutes without testing anything more of the queue
+        queued = ok(run(["dvc", "exp", "run", "--queue", *sweep, "fairness"], repo, env))
         assert queued.count("Queued experiment") == 4
         ran = ok(run(["dvc", "exp", "run", "--run-all", "-j", "1"], repo, env))
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, env)  # no queue worker outlives the test
-    # the stages that read these params (their intervals), once per point
-    assert ran_stages(ran) == ["fairness", "robustness", "score_fine"] * 4
+    assert ran_stages(ran) == ["fairness"] * 4  # once per point
     shown = run(["dvc", "exp", "show", "--json"], repo, env)
     assert shown.returncode == 0, shown.stderr
     baseline = next(row for row in json.loads(shown.stdout) if row["rev"] != "workspace")
