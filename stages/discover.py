@@ -40,13 +40,20 @@ def main(stage: Stage) -> None:
     colour = "race" if "race" in hidden.columns else hidden.columns[0] if len(hidden.columns) else None
     stage.save_plot(paths.PLOTS / "discovery" / "umap.png", discovery.plot_layouts(
         layouts, None if colour is None else hidden[colour], "discovered clusters of the most certain train images"))
-    stage.write_metrics({
+    metrics = {
         "fine_labels": len(names), "names": names, "coarse_classes": len(ds.classes),
         "train_images": len(train), "kept": int(kept.sum()), "assigned": int(clustered.sum()),
         "assigned_share": float(clustered.mean()), "by_coarse_class": outcome,
         "agreement": discovery.agreement(fine, hidden) if len(hidden.columns) else {},
         "class_attributes": discovery.fixed_by_class(hidden, coarse),
-    })
+    }
+    if ds.fine_attribute is not None:  # data.coarse merged known classes: they are the fine labels to find
+        test = ds.indices("test")
+        truth = ds.samples[f"group_{ds.fine_attribute}"].astype(str)
+        own = nearest[test, ds.samples["label"].to_numpy()[test]]
+        metrics["fine_truth"] = {"attribute": ds.fine_attribute, **discovery.fine_truth(
+            fine, truth.iloc[train].reset_index(drop=True), own, truth.iloc[test].reset_index(drop=True))}
+    stage.write_metrics(metrics)
 
 
 if __name__ == "__main__":

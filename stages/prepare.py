@@ -15,7 +15,8 @@ def main(stage: Stage) -> None:
     p = stage.params
     stage.log_params(seed=p.seed, data=p.data)
     dataset = sources.prepare(p.data.source, stage.data_path(p.data.path), p.data.classes, stage.data_path(p.data.groups_csv),
-                           p.data.image_size, p.data.split.model_dump(), p.seed, p.data.max_per_class)
+                           p.data.image_size, p.data.split.model_dump(), p.seed, p.data.max_per_class,
+                           p.data.coarse)
     prepared.save(dataset, paths.PREPARED)
     stage.write_metrics(prepared.summary(dataset))
 

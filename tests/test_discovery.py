@@ -10,9 +10,9 @@ import torch
 
 from auxcut import AuxcutError
 from auxcut.variants import discovery
-from auxcut.data import faces
+from auxcut.data import faces, sources
 from auxcut.nets.models import ConvNet
-from conftest import digits_halves
+from conftest import DIGITS, digits_halves
 
 
 def test_most_certain_keeps_the_lowest_entropy_share_of_each_class():
@@ -96,3 +96,25 @@ def test_degenerate_classes_fall_back_to_one_fine_label():
 def test_utkface_age_scheme_is_the_three_buckets():
     assert faces.class_names("age") == list(faces.AGE_BUCKETS)
     assert [faces.class_index(faces.FaceLabels(age, 0, 3), "age") for age in (25, 26, 45, 46)] == [0, 1, 1, 2]
+
+
+def test_discovery_on_merged_digits_is_scored_against_the_hidden_digits():
+    ds = sources.prepare("digits", DIGITS, "age_race", None, 8, {"train": 0.6, "val": 0.2, "test": 0.2},
+                         seed=0, coarse_groups=[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])  # data.coarse
+    features = ds.images.reshape(len(ds.images), -1) / 255.0  # the pixels stand in for a base's features
+    label, truth = ds.samples["label"].to_numpy(), ds.samples[f"group_{ds.fine_attribute}"]
+    train, test = ds.indices("train"), ds.indices("test")
+    kept = np.ones(len(train), dtype=bool)
+    fine, names, outcome, _ = discovery.discover(features[train], label[train], kept, ds.classes, 15, 2, 10, 0)
+    clustered = fine != discovery.UNASSIGNED
+    nearest = discovery.nearest_within(features, features[train][clustered], fine[clustered], label[train][clustered],
+                                       len(ds.classes))
+    own = nearest[test, label[test]]
+    scores = discovery.fine_truth(fine, truth.iloc[train].reset_index(drop=True), own,
+                                  truth.iloc[test].reset_index(drop=True))
+    assert scores["clustered_train"]["images"] == clustered.sum() and scores["test"]["images"] == len(test)
+    assert scores["clustered_train"]["ari"] > 0.7 and scores["clustered_train"]["nmi"] > 0.7
+    assert scores["test"]["ari"] > 0.6  # the test digits, named by the nearest fine label of their half
+    shuffled = discovery.fine_truth(fine, truth.iloc[train].sample(frac=1, random_state=0).reset_index(drop=True),
+                                    own, truth.iloc[test].sample(frac=1, random_state=0).reset_index(drop=True))
+    assert abs(shuffled["clustered_train"]["ari"]) < 0.05 and abs(shuffled["test"]["ari"]) < 0.05

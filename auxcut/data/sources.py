@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from auxcut import AuxcutError
-from auxcut.data import faces, mnist
+from auxcut.data import coarse, faces, mnist
 from auxcut.data.prepared import SPLITS, Dataset
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -236,9 +236,12 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int,
 
 
 def prepare(source: str, path: Path, scheme: faces.ClassScheme, groups_csv: Path | None,
-            image_size: int, fractions: dict[str, float], seed: int, max_per_class: int = 0) -> Dataset:
+            image_size: int, fractions: dict[str, float], seed: int, max_per_class: int = 0,
+            coarse_groups: list[list[int]] | None = None) -> Dataset:
     """Load the chosen source (at most `max_per_class` images per class when > 0) and assign the splits; images are
-    grouped by the groups CSV's columns (an image folder only), or by the source's own attributes."""
+    grouped by the groups CSV's columns (an image folder only), or by the source's own attributes. `coarse_groups`
+    (data.coarse) then merges the classes, after the split: it is stratified by the original classes, so a merged data
+    set has the same train, val and test images as the unmerged one."""
     if not path.exists():
         wanted = {"digits": "a digits CSV", "mnist": "the folder of the official MNIST .gz files"}.get(
             source, "a directory or archive")
@@ -261,7 +264,7 @@ def prepare(source: str, path: Path, scheme: faces.ClassScheme, groups_csv: Path
     data.samples["label"] = data.samples["label"].astype(np.int64)
     data.samples["class_name"] = [data.classes[y] for y in data.samples["label"]]
     data.samples["split"] = stratified_split(data.samples["label"].to_numpy(), fractions, seed, data.classes, fixed_test)
-    return data
+    return coarse.merge(data, coarse_groups) if coarse_groups else data
 
 
 def _subsample(data: Dataset, max_per_class: int, seed: int) -> Dataset:

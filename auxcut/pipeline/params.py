@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from auxcut import AuxcutError
 from auxcut.core import paths
+from auxcut.data import coarse
 from auxcut.variants import checks, occlusion
 
 
@@ -53,6 +54,15 @@ class DataParams(_Strict):
     image_size: int = Field(ge=4, le=1024)
     max_per_class: int = Field(ge=0)
     split: SplitParams
+    # classes merged into coarse ones, e.g. [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]; [] keeps the classes (auxcut.data.coarse)
+    coarse: list[list[int]]
+
+    @field_validator("coarse")
+    @classmethod
+    def _two_groups_or_none(cls, value: list[list[int]]) -> list[list[int]]:
+        if len(value) == 1:  # the rest of the partition check needs the classes (check_combinations, or prepare)
+            raise ValueError(f"a merge needs at least 2 groups (or [] for none), got {value}")
+        return value
 
     @field_validator("groups_csv")
     @classmethod
@@ -105,16 +115,6 @@ class AuxParams(TrainParams, ArchParams):
     strength: float = Field(ge=0)  # how hard the objective pushes the aux away from the base's errors; 0 = plain
     view: Literal["full", "gray", "low", "center"]  # what the aux sees of the image (auxcut.nets.models.View)
     mode: Literal["separate", "head"]  # a small CNN per cut, or binary heads on the base's backbone (auxcut.variants.joint)
-
-
-class ConfusionParams(_Strict):
-    # the file whose labels are the graph's nodes (a dep of confusion, relabel and train_aux in dvc.yaml): the given
-    # classes, or the fine labels `discover` found inside them
-    labels: Literal["data/prepared/samples.csv", "data/fine_labels.csv"]
-
-
-class MaxcutParams(_Strict):
-    method: Literal["auto", "exact", "lowrank", "cvxpy"]
     target: Literal["cut", "random_cut", "classes"]  # what the aux learns (auxcut.method.targets)
     random_draw: int = Field(ge=0)  # random_cut: which draw of the random balanced cut (with seed)
     min_ratio: float  # the base has at least this many times the auxes' parameters (auxcut.method.auxiliary)
@@ -126,6 +126,16 @@ class MaxcutParams(_Strict):
             raise ValueError(f"must be at least 1 (auxes at most as large as the base; the seed method's rule is 10), "
                              f"got {value:g}")
         return value
+
+
+class ConfusionParams(_Strict):
+    # the file whose labels are the graph's nodes (a dep of confusion, relabel and train_aux in dvc.yaml): the given
+    # classes, or the fine labels `discover` found inside them
+    labels: Literal["data/prepared/samples.csv", "data/fine_labels.csv"]
+
+
+class MaxcutParams(_Strict):
+    method: Literal["auto", "exact", "lowrank", "cvxpy"]
     hyperplanes: int = Field(ge=1000)
     exact_max_n: int = Field(ge=0, le=24)
     polish: Literal["tabu", "none"]  # local search after the hyperplane rounding
@@ -295,6 +305,9 @@ def check_combinations(p: Params) -> None:
                           f"list of groups, or confusion.labels to the given classes")
     classes = checks.known_classes(p.data.source, p.data.classes)
     check_aux_target(p)
+    if p.data.coarse and classes is not None:  # an image folder's classes are checked when prepare reads them
+        checks.check_groups(p.data.coarse, classes, "data.coarse")
+        classes = coarse.names(p.data.coarse, classes)  # what every stage after prepare calls the classes
     if classes is not None:
         if p.exits.groups == "prefix":
             checks.check_groups(checks.prefix_groups(classes), classes, "exits.groups prefix (class names before the first '/')")
@@ -303,7 +316,9 @@ def check_combinations(p: Params) -> None:
         elif p.exits.groups == "clusters":  # an image folder's classes are counted when train_exits reads the data
             checks.check_n_groups(p.exits.n_groups, len(classes))
     if p.data.source in checks.SOURCE_ATTRIBUTES:
-        checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source])
+        # merged UTKFace classes keep the original class as `fine`; digits' `digit` already is it
+        hidden = ["fine"] if p.data.coarse and p.data.source == "utkface" else []
+        checks.check_attributes(p.attributes.names, checks.SOURCE_ATTRIBUTES[p.data.source] + hidden)
     occlusion.check_leaves_pixels(p.occlusion.sets, p.data.image_size, p.occlusion.patch_count, p.occlusion.patch_size)
     for param, arch, view in (("base.arch", p.base, "full"), ("aux.arch", p.aux, p.aux.view)):
         if arch.arch != "convnet" and (param == "base.arch" or p.aux.mode == "separate"):  # convnet takes any size
@@ -323,21 +338,6 @@ def check_combinations(p: Params) -> None:
                           f"base.weights is {NO_WEIGHTS} (none): give a weights file or set base.freeze none")
 
 
-def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
-    """YAML reads `1e-3` as a string and `1` as an int; accept ints where a float is expected."""
-    if not isinstance(raw, dict):
-        return raw
-    out = dict(raw)
-    for field_name, field in schema.model_fields.items():
-        name = field.alias or field_name  # params.yaml spells a field by its alias where it has one
-        if name not in out:
-            continue
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out[name] = _coerce_floats(out[name], ann)
-        elif ann is float:
-            value = out[name]
-            if isinstance(value, int) and not isinstance(value, bool):
 def check_aux_target(p: Params) -> None:
     """The controls of aux.target train one aux, not one per cut of data/cut.json's tree of max-cuts; the classes aux
     is a separate multiclass net with the plain loss (the objectives weigh the base's side of a cut)."""
@@ -355,6 +355,21 @@ def check_aux_target(p: Params) -> None:
                           f"must be separate and aux.objective plain (got {p.aux.mode} and {p.aux.objective})")
 
 
+def _coerce_floats(raw: Any, schema: type[BaseModel]) -> Any:
+    """YAML reads `1e-3` as a string and `1` as an int; accept ints where a float is expected."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for field_name, field in schema.model_fields.items():
+        name = field.alias or field_name  # params.yaml spells a field by its alias where it has one
+        if name not in out:
+            continue
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[name] = _coerce_floats(out[name], ann)
+        elif ann is float:
+            value = out[name]
+            if isinstance(value, int) and not isinstance(value, bool):
                 out[name] = float(value)
             elif isinstance(value, str):
                 try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from auxcut import AuxcutError
 from auxcut.data import faces
+from auxcut.data.coarse import check_groups  # noqa: F401 (one partition check for exits.groups and data.coarse)
 
 DIGITS_CLASSES = [str(d) for d in range(10)]
 # The group attributes each built-in source gives every image (auxcut.data.sources); an image folder's come from its CSV.
@@ -34,24 +35,6 @@ def prefix_groups(classes: list[str]) -> list[list[int]]:
     for label, name in enumerate(classes):
         groups.setdefault(name.split("/", 1)[0], []).append(label)
     return list(groups.values())
-
-
-def check_groups(groups: list[list[int]], classes: list[str], key: str = "exits.groups") -> None:
-    """A coarse grouping must put every class in exactly one of at least two groups, and be coarser than the classes."""
-    flat = [c for group in groups for c in group]
-    missing = sorted(set(range(len(classes))) - set(flat))
-    extra = sorted({c for c in flat if not 0 <= c < len(classes)})
-    repeated = sorted({c for c in flat if flat.count(c) > 1})
-    if extra:
-        raise AuxcutError(f"{key} names classes {extra} but the data has {len(classes)} (0..{len(classes) - 1})")
-    if missing:
-        raise AuxcutError(f"{key} leaves classes {missing} out of every group ({len(classes)} classes: "
-                          f"each must be in exactly one group)")
-    if repeated:
-        raise AuxcutError(f"{key} puts classes {repeated} in more than one group")
-    if not 2 <= len(groups) < len(classes):
-        raise AuxcutError(f"{key} gives {len(groups)} groups for {len(classes)} classes: a coarse exit "
-                          f"needs at least 2 groups and fewer groups than classes")
 
 
 def check_n_groups(n_groups: int, n_classes: int) -> None:

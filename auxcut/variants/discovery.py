@@ -150,6 +150,18 @@ def fixed_by_class(hidden: pd.DataFrame, coarse: np.ndarray) -> list[str]:
     return [c for c in hidden.columns if (hidden[c].groupby(coarse).nunique() <= 1).all()]
 
 
+def fine_truth(fine: np.ndarray, truth: pd.Series, test_nearest: np.ndarray, test_truth: pd.Series) -> dict[str, dict]:
+    """Where data.coarse merged known classes: ARI and NMI of the discovered fine labels against the original classes,
+    on the clustered train images (`fine`, UNASSIGNED elsewhere) and on every test image, through its nearest fine
+    label within its own coarse class (`test_nearest`): what the fine labels would call images never clustered."""
+    assigned = fine != UNASSIGNED
+    return {"clustered_train": {"images": int(assigned.sum()),
+                                "ari": float(adjusted_rand_score(truth[assigned], fine[assigned])),
+                                "nmi": float(normalized_mutual_info_score(truth[assigned], fine[assigned]))},
+            "test": {"images": len(test_nearest), "ari": float(adjusted_rand_score(test_truth, test_nearest)),
+                     "nmi": float(normalized_mutual_info_score(test_truth, test_nearest))}}
+
+
 def agreement(fine: np.ndarray, hidden: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Adjusted Rand index and NMI of the assigned fine labels against each hidden attribute (and each pair of them,
     e.g. race x gender), on the images that have a fine label."""
