@@ -32,23 +32,24 @@ def main(stage: Stage) -> None:
     heads, metrics = {}, {"features": int(features.shape[1]), "cap_quantile": cfg.cap_quantile, "heads": {},
                           "base_accuracy": {s: float((base_probs[r].argmax(1) == labels[r]).mean())
                                             for s, r in (("val", val), ("test", test))}}
-    activation = backbones.last_map(base)[1] if cfg.map == "spatial" else None
-    if activation is not None:  # the pooled heads' metrics stay as they were before missing.map existed
+    spatial = cfg.map == "spatial"
+    if spatial:  # (the pooled heads' metrics stay as they were before missing.map existed)
+        activation = backbones.last_map(base)[1]
         metrics.update(map=cfg.map, activation=activation)
     for kind in cfg.features:
-        if activation is None:
-            head = missing.MissingFeatureHead(kind, len(ds.classes), cfg.hidden, cfg.alpha, cfg.max_iter,
-                                              cfg.cap_quantile, p.seed).fit(features[train], labels[train])
-        else:
+        if spatial:
             head = missing.SpatialMissingHead(kind, activation, len(ds.classes), cfg.hidden, cfg.lr, cfg.momentum,
                                               cfg.alpha, cfg.max_iter, cfg.batch_size, cfg.cap_quantile, p.seed
                                               ).fit(features[train], labels[train], features[val], labels[val])
+        else:
+            head = missing.MissingFeatureHead(kind, len(ds.classes), cfg.hidden, cfg.alpha, cfg.max_iter,
+                                              cfg.cap_quantile, p.seed).fit(features[train], labels[train])
         heads[kind] = head
         metrics["heads"][kind] = {
             "parameters": head.n_parameters, "iterations": head.iterations,
             **{f"{s}_accuracy": float((head.predict_proba(features[r]).argmax(1) == labels[r]).mean())
                for s, r in (("val", val), ("test", test))}}
-        if activation is not None:
+        if spatial:
             metrics["heads"][kind].update(best_epoch=head.best_epoch, history=head.history)
     with atomic_path(paths.MISSING_HEADS) as tmp:
         joblib.dump(heads, tmp)
