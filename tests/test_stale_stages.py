@@ -89,7 +89,7 @@ def test_the_dag_derived_from_dvc_yaml():
     assert expected_runs(declaring(DATA), everything) == STAGES
     assert readers("head.C") == ["fit_head"] and readers("head.type") == ["fit_head", "fairness"]
     assert readers("maxcut.depth") == readers("maxcut.polish") == ["maxcut"]
-    assert readers("aux.objective") == readers("aux.view") == ["train_aux"]
+    assert readers("aux.objective") == readers("aux.view") == readers("aux.target") == ["train_aux"]
     assert readers("head.aux_features") == ["fit_head"]
     assert declaring("auxcut/method/objectives.py") == ["train_aux"]
     assert declaring("auxcut/method/hierarchy.py") == ["maxcut", "relabel", "train_aux", "stack", "fit_head", "train_exits",
@@ -119,6 +119,9 @@ def test_the_dag_derived_from_dvc_yaml():
         # the aux variants (issue 10): an objective re-trains the aux and what follows it; the head's aux features
         # re-fit the heads only
         ("aux.objective", "residual", ["train_aux", "stack", "fit_head", "fairness", "robustness"]),
+        # issue 25's controls: the aux is drawn or trained in train_aux (the cut stays the max-cut), so the classes aux,
+        # stacked as K columns and served by the final predictor, re-runs what the aux objective does
+        ("aux.target", "classes", ["train_aux", "stack", "fit_head", "fairness", "robustness"]),
         ("head.aux_features", "paths", ["fit_head", "fairness", "robustness"]),
         # the variants of issue 11 read their own sections: an exits param re-runs the exits alone
         ("exits.thresholds", [0.6, 0.9], ["train_exits"]),

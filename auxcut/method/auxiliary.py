@@ -27,6 +27,7 @@ from auxcut.method.hierarchy import ClassTree
 from auxcut.nets import backbones, distributed, inference, training
 from auxcut.nets.models import ViewKind, count_parameters
 
+
 class AuxSettings(training.TrainSettings, Protocol):
     """What training the aux reads of params.yaml `aux` (auxcut.pipeline.params.AuxParams)."""
 
