@@ -346,3 +346,22 @@ def test_the_cut_over_discovered_fine_labels(variant):
     fair = metrics(repo, "fairness")
     assert set(fair["predictors"]) == {"base", "control", "stacked"}
     assert (repo / "plots" / "fairness" / "confusion_stacked_test.png").stat().st_size > 0
+
+
+def test_spatial_missing_feature_heads_read_the_last_conv_map(variant):
+    # missing.map spatial (issue 24): train_missing and robustness re-run, nothing else
+    repo, env = variant
+    set_params(repo, missing__map="spatial", missing__max_iter=5, missing__lr=0.05,
+               missing__features=["present", "missing"])
+    assert ran_stages(repro(repo, env)) == ["train_missing", "robustness"]
+    trained = metrics(repo, "train_missing")
+    # the digits base is a convnet of width 32 at 8x8: one block, its 32 x 4 x 4 map before the global pooling
+    assert (trained["map"], trained["activation"], trained["features"]) == ("spatial", "relu", 32 * 4 * 4)
+    for kind in ("present", "missing"):
+        head = trained["heads"][kind]
+        assert head["iterations"] == len(head["history"]) == 5 and 1 <= head["best_epoch"] <= 5
+        assert head["parameters"] == (32 * 16 + 1) * 64 + (64 + 1) * 10 and head["test_accuracy"] > 0.9
+    scored = metrics(repo, "robustness")
+    for name, set_scores in scored["sets"].items():
+        assert {"fc_present", "fc_missing"} <= set(set_scores["predictors"]), name
+    assert set(scored["aim"]) == {"missing"}
