@@ -184,7 +184,7 @@ def pipeline_build(request, tmp_path_factory) -> Iterator[Path]:
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "pipeline-build"
     build = None
-    if any("pipeline" in item.fixturenames for item in request.session.items):
+    if any("built_pipeline" in item.fixturenames for item in request.session.items):
         from filelock import FileLock
 
         with FileLock(str(shared / "pipeline-build.lock")):
@@ -200,21 +200,32 @@ def pipeline_build(request, tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def pipeline(pipeline_build, tmp_path_factory):
-    """This worker's own copy of the session pipeline (see build_pipeline), shared by the pipeline, report,
-    stale-stage and variant tests of the worker; each leaves it reproduced and consistent.
-    Returns the copy's repository, the environment to run DVC there, and the first `dvc repro`'s output."""
+def built_pipeline(pipeline_build) -> Path:
+    """The session pipeline's folder once its build is done (see build_pipeline); to be copied, never changed."""
     done = pipeline_build / "returncode"
     deadline = time.monotonic() + 1500
     while not done.exists():
         assert time.monotonic() < deadline, f"the session pipeline was not built in 25 minutes: {pipeline_build}"
         time.sleep(1)
     assert done.read_text() == "0", (pipeline_build / "repro.log").read_text()[-6000:]
-    mine = tmp_path_factory.mktemp("pipeline")
+    return pipeline_build
+
+
+def copy_built_pipeline(built: Path, folder: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the built session pipeline in `folder` (repository, MLflow store, first metrics and predictions):
+    its repository and the environment to run DVC there."""
     for name in ("repo", "mlflow.db", "first-metrics", "first-predictions"):
-        source = pipeline_build / name
-        if source.is_dir():
-            shutil.copytree(source, mine / name, symlinks=True)
+        if (built / name).is_dir():
+            shutil.copytree(built / name, folder / name, symlinks=True)
         else:
-            shutil.copy2(source, mine / name)
-    return mine / "repo", copy_env(mine / "repo"), (pipeline_build / "repro.stdout").read_text()
+            shutil.copy2(built / name, folder / name)
+    return folder / "repo", copy_env(folder / "repo")
+
+
+@pytest.fixture(scope="session")
+def pipeline(built_pipeline, tmp_path_factory):
+    """This worker's own copy of the session pipeline, shared by the pipeline, report, stale-stage and variant tests
+    of the worker; each leaves it reproduced and consistent. Returns the copy's repository, the environment to run
+    DVC there, and the first `dvc repro`'s output."""
+    repo, env = copy_built_pipeline(built_pipeline, tmp_path_factory.mktemp("pipeline"))
+    return repo, env, (built_pipeline / "repro.stdout").read_text()

@@ -1,5 +1,7 @@
 """Two queued DVC experiments running at once, in DVC's temporary copies, into one SQLite store:
-every stage run of both lands in MLflow, finished, under its own experiment's parent."""
+every stage run of both lands in MLflow, finished, under its own experiment's parent; and the one with the session
+pipeline's params gives the session's metrics again, run by run from scratch in another folder (the same seed, the
+same results)."""
 
 from __future__ import annotations
 
@@ -7,21 +9,23 @@ import json
 import re
 
 import pytest
+import yaml
 
-from conftest import STAGES, TINY, copy_repository, ran_stages, run
+from conftest import REPO, STAGES, TINY, copy_repository, ran_stages, run, without_timings
 
 # The method's stages (`dvc exp run ... fairness`): enough stage runs racing for the store; the variants after them
 # would add minutes and no new way to collide.
 METHOD = STAGES[:STAGES.index("fairness") + 1]
 
-LEARNING_RATES = {"lr01": "0.01", "lr02": "0.02"}
+# "session" keeps params.yaml's aux.lr: with TINY, the session pipeline's params
+LEARNING_RATES = {"session": str(yaml.safe_load((REPO / "params.yaml").read_text())["aux"]["lr"]), "lr02": "0.02"}
 
 
-def test_two_queued_experiments_running_together_lose_no_run(tmp_path):
+def test_two_queued_experiments_running_together_lose_no_run(built_pipeline, tmp_path):
     from mlflow import MlflowClient
 
     repo = tmp_path / "repo"
-    env = copy_repository(repo, **{**TINY, "base__epochs": 2, "aux__epochs": 2}, data__max_per_class=60)
+    env = copy_repository(repo, **TINY)
     env.pop("MLFLOW_TRACKING_URI")  # the default store, <repo>/mlflow.db, which stages find from .dvc/tmp/exps
     for name, lr in LEARNING_RATES.items():
         queued = run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"aux.lr={lr}", "fairness"], repo, env)
@@ -61,4 +65,11 @@ def test_two_queued_experiments_running_together_lose_no_run(tmp_path):
         for predictor in ("base", "control", "stacked"):  # each run logged its own experiment's numbers
             logged = by_stage["fairness"].data.metrics[f"predictors.{predictor}.accuracy"]
             assert logged == pytest.approx(fair["predictors"][predictor]["accuracy"]), (name, predictor)
-        assert [m.step for m in client.get_metric_history(by_stage["train_aux"].info.run_id, "val_loss")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(by_stage["train_aux"].info.run_id, "val_loss")] == [1, 2, 3]
+    # The session's params, run again from scratch in DVC's temporary copy while the other experiment raced it: every
+    # metric but the wall times is the session pipeline's. (Read from the experiment's commit: exp show keeps numbers.)
+    [sha] = [rev["rev"] for commit in shown for exp in commit.get("experiments") or [] for rev in exp["revs"]
+             if rev["name"] == "session"]
+    again = {stage: json.loads(run(["git", "show", f"{sha}:metrics/{stage}.json"], repo, env).stdout) for stage in METHOD}
+    first = {stage: json.loads((built_pipeline / "first-metrics" / f"{stage}.json").read_text()) for stage in METHOD}
+    assert without_timings(again) == without_timings(first)
