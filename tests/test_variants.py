@@ -185,8 +185,10 @@ def test_attribute_heads_with_hidden_labels_against_a_net_per_attribute(variant)
     # fewer labels, worse digits: from 10% of the labels neither the shared nor the separate net does as well
     assert most["shared"]["accuracy"]["digit"] < full["shared"]["accuracy"]["digit"]
     assert full["shared"]["parameters"] < full["separate"]["parameters"]
-    # Throughput is recorded but not asserted: a timing on a shared 2-core runner is not a test (speed claims are
-    # measured by bench/ as ratios in one run). CI failed here once at 1.29x.
+    # One net with two heads against a net per attribute costs about half the FLOPs: counted, not timed (the measured
+    # images/s are recorded, but a timing on a shared 2-core runner is no test: CI failed once at 1.29x for 1.3x).
+    for row in (full, most):
+        assert row["shared"]["flops_per_image"] < 0.6 * row["separate"]["flops_per_image"], row
     from auxcut.core import paths
     from auxcut.nets import training
 

@@ -18,6 +18,7 @@ import torch
 
 from auxcut import AuxcutError
 from auxcut.nets import inference, training
+from auxcut.nets.backbones import flops_per_image
 from auxcut.nets.models import ConvNet, ViewKind, count_parameters
 from auxcut.variants.checks import check_attributes
 
@@ -112,6 +113,9 @@ def compare(images: np.ndarray, attrs: Attributes, train: np.ndarray, val: np.nd
         return None
     row["shared"]["parameters"] = count_parameters(shared)
     row["separate"]["parameters"] = sum(count_parameters(net) for net in separate)
+    # the cost claim as a count (one backbone pass against one per attribute), beside the measured rate below
+    row["shared"]["flops_per_image"] = flops_per_image(shared)
+    row["separate"]["flops_per_image"] = sum(flops_per_image(net) for net in separate)
     rates = inference.images_per_second({"shared": [(shared, heads)],
                                          "separate": [(net, "multiclass") for net in separate]},
                                         test_images, mean, std, device)
