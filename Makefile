@@ -26,10 +26,11 @@ run: $(STAMP)
 
 # Two pytest-xdist workers, a test file each at a time: the DVC runs leave a core idle much of the time (startup,
 # I/O, single-threaded stages). A file's module fixtures stay in one worker; the session pipeline
-# is built once, in the background from the start, and each worker copies it (tests/conftest.py).
+# is built once, in the background from the start, and each worker copies it (tests/conftest.py). Files go out in
+# conftest.FIRST's order (longest and self-building first), not xdist's most-tests-first.
 # The ten slowest tests are listed at the end, so a suite creeping towards its 15-minute budget shows where.
 test: $(STAMP)
-	python -m pytest -n 2 --dist loadfile --durations=10
+	python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # Reproduce whatever is stale, then the metrics against the committed ones and the quality gates of
 # params.yaml `validate:`; fails (exit 1) when a gate does.

@@ -175,6 +175,26 @@ def build_pipeline(root: Path) -> None:
         os.replace(root / "returncode.tmp", root / "returncode")
 
 
+# The suite's order for `make test` (pytest-xdist hands out files in this order, --no-loadscope-reorder): the files
+# that build pipelines of their own first, while the session pipeline is built in the background (the concurrent runs
+# take the built pipeline only at their end), then the longest files that copy it, then the rest, most tests first.
+# Longest first keeps both workers busy to the end instead of one waiting on a late long file.
+FIRST = ["test_concurrent_runs.py", "test_utkface_pipeline.py", "test_variants.py", "test_stale_stages.py",
+         "test_shared_work.py", "test_distributed.py", "test_pipeline.py", "test_training.py", "test_ui.py"]
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    count: dict[str, int] = {}
+    for item in items:
+        count[item.path.name] = count.get(item.path.name, 0) + 1
+
+    def rank(item) -> tuple[int, int]:
+        name = item.path.name
+        return (FIRST.index(name), 0) if name in FIRST else (len(FIRST), -count[name])
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def pipeline_build(request, tmp_path_factory) -> Iterator[Path]:
     """Where the session pipeline is built: one folder for all xdist workers of this session. The first worker to
@@ -184,7 +204,8 @@ def pipeline_build(request, tmp_path_factory) -> Iterator[Path]:
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "pipeline-build"
     build = None
-    if any("built_pipeline" in item.fixturenames for item in request.session.items):
+    if any("built_pipeline" in item.fixturenames or item.get_closest_marker("later_built_pipeline")
+           for item in request.session.items):
         from filelock import FileLock
 
         with FileLock(str(shared / "pipeline-build.lock")):
