@@ -50,7 +50,7 @@ def test_help_lists_every_subcommand_and_each_has_help():
     listed = {line.split()[0] for line in result.stdout.split("Commands:\n")[1].split("\n\n")[0].splitlines()}
     assert listed == SUBCOMMANDS
     assert "Exit codes" in result.stdout
-    assert set(auxcut.commands["study"].commands) == {"run", "report", "flags"}
+    assert set(auxcut.commands["study"].commands) == {"run", "report", "flags", "pmnist"}
     for path, command in commands(auxcut):
         page = invoke(*path, "--help")
         assert page.exit_code == 0 and page.stdout.startswith(f"Usage: auxcut {' '.join(path)}"), path
@@ -245,6 +245,24 @@ def busy_port():
         other.bind(("127.0.0.1", 0))
         other.listen()
         yield other.getsockname()[1]
+
+
+def test_study_pmnist_passes_its_options_and_names_a_wrong_mnist_folder(tmp_path, monkeypatch):
+    from auxcut.reports import reproduce_pmnist
+
+    calls = []
+    monkeypatch.setattr(reproduce_pmnist, "reproduce", lambda *args, **kwargs: calls.append(args) or tmp_path / "r.md")
+    result = invoke("study", "pmnist", "--seeds", 0, 1, 2, "--activations", "relu", "tanh", "--epochs", 3,
+                    "--test-images", 500, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    folder, seeds, activations, settings, out, command = calls[0]
+    assert (seeds, activations, settings.epochs, settings.test_images, out) == ([0, 1, 2], ["relu", "tanh"], 3, 500,
+                                                                                tmp_path)
+    assert command == "auxcut study pmnist --seeds 0 1 2 --activations relu tanh --epochs 3 --test-images 500"
+    monkeypatch.undo()
+    assert_one_line_error(invoke("study", "pmnist", "--mnist", tmp_path / "none", "--out", tmp_path),
+                          f"--mnist {tmp_path / 'none'}: not a folder")
+    assert invoke("study", "pmnist", "--activations", "gelu").exit_code == 2
 
 
 def test_serve_on_a_busy_port_is_one_line_before_mlflow_starts(busy_port, tmp_path, monkeypatch):
