@@ -155,6 +155,7 @@ def test_a_torchvision_base_is_registered_and_served_as_the_predictor_it_was_bui
                          training.predict_proba(aux, images, m, s, task="binary", batch_size=8, device=cpu)])
     joblib.dump(stacking.make_head("logistic", 1.0, 200, 0).fit(x, np.arange(12) % 3), files["head"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # the store's default artifact root is ./mlruns
     with mlflow.start_run():
         log_pyfunc(files["base"], files["aux"], files["head"], classes, images[:2], "auxcut-mobilenet")
     served = mlflow.pyfunc.load_model("models:/auxcut-mobilenet/latest").predict(images)
