@@ -73,8 +73,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "aux-head": {"aux.mode": "head", "aux.lr": 0.001, "aux.epochs": 4, "aux.patience": 2, "aux.augment": True},
     "exits-age": {"exits.groups": "prefix"},
     "exits-joint": {"exits.backbone": "joint", "exits.lr": 0.001},  # the whole net learns the exits (Gran-HBN trains so)
-    # issue 25: exits over groups of the classes the base confuses with each other (HD-CNN's coarse categories), as
-    # many as the age buckets of exits-age
+    # issue 25: exits over groups of the classes the base confuses with each other (HD-CNN's coarse categories): 5
+    # groups of 15 classes (exits-age's age buckets are 3 groups of 5)
     "exits-clusters": {"exits.groups": "clusters", "exits.n_groups": 5},
 }
 DEFAULT_ARCHIVE = "../shared/datasets/utkface/UTKFace.tar.gz"
