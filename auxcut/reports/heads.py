@@ -26,22 +26,42 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
     meta = json.loads((run_dir / "run.json").read_text())
     aux, fair = _read(run_dir, "train_aux"), _read(run_dir, "fairness")
     exits, attrs = _read(run_dir, "train_exits"), _read(run_dir, "train_attributes")
-    if exits is None or attrs is None or "mode" not in aux:
+    if exits is None:
         return None
-    p = fair["predictors"]
     record: dict[str, Any] = {
         "config": meta["config"], "seed": meta["seed"], "head": meta["head"],
-        "aux_mode": aux["mode"], "stacked_accuracy": p["stacked"]["accuracy"], "control_accuracy": p["control"]["accuracy"],
-        "aux_gain": fair["differences"]["stacked_minus_control"]["accuracy"]["value"],
-        "class_accuracy": aux["class_accuracy"]["stacked_on"], "base_accuracy": aux["class_accuracy"]["base"],
-        "aux_side_accuracy": aux["accuracy"]["test"], "aux_parameters": aux["parameters"],
-        "base_parameters": aux["base_parameters"], "forward_passes": aux["inference"]["forward_passes"],
-        "predictor_images_per_second": aux["inference"]["predictor_images_per_second"],
-        "speed_over_base": aux["inference"]["predictor_images_per_second"] / aux["inference"]["base_images_per_second"],
         "exits_groups": exits["groups"], "exits_after": exits["after"], "exits_backbone": exits["backbone"],
         "exits_full_accuracy": exits["full_accuracy"]["test"], "exits_aim_met": exits["aim"]["met"],
-        "attributes": attrs["attributes"], "attributes_view": attrs["view"], "attributes_width": attrs["width"],
     }
+    if aux is not None and fair is not None and "mode" in aux:  # an exits-only run (--stages train_exits) has none
+        p = fair["predictors"]
+        record.update({
+            "aux_mode": aux["mode"], "stacked_accuracy": p["stacked"]["accuracy"],
+            "control_accuracy": p["control"]["accuracy"],
+            "aux_gain": fair["differences"]["stacked_minus_control"]["accuracy"]["value"],
+            "class_accuracy": aux["class_accuracy"]["stacked_on"], "base_accuracy": aux["class_accuracy"]["base"],
+            "aux_side_accuracy": aux["accuracy"]["test"], "aux_parameters": aux["parameters"],
+            "base_parameters": aux["base_parameters"], "forward_passes": aux["inference"]["forward_passes"],
+            "predictor_images_per_second": aux["inference"]["predictor_images_per_second"],
+            "speed_over_base": aux["inference"]["predictor_images_per_second"]
+            / aux["inference"]["base_images_per_second"]})
+    elif "lever" not in meta["config"]:
+        return None  # a preset run made before the heads variants
+    if attrs is not None:
+        record.update({"attributes": attrs["attributes"], "attributes_view": attrs["view"],
+                       "attributes_width": attrs["width"]})
+        for row in attrs["by_fraction"]:
+            h = f"{round(100 * row['hidden'])}"
+            for name in attrs["attributes"]:
+                record[f"attr{h}_{name}_shared"] = row["shared"]["accuracy"][name]
+                record[f"attr{h}_{name}_separate"] = row["separate"]["accuracy"][name]
+                record[f"attr{h}_{name}_difference"] = row["difference"][name]["mean"]
+                record[f"attr{h}_{name}_difference_within"] = [row["difference"][name]["low"], row["difference"][name]["high"]]
+                record[f"attr{h}_{name}_majority"] = row["majority"][name]
+            for kind in ("shared", "separate"):
+                record[f"attr{h}_{kind}_parameters"] = row[kind]["parameters"]
+                record[f"attr{h}_{kind}_images_per_second"] = row[kind]["images_per_second"]
+        record["attributes_hidden"] = [round(100 * row["hidden"]) for row in attrs["by_fraction"]]
     for k, e in enumerate(exits["exits"]):
         record[f"exit{k + 1}_accuracy"] = e["test_accuracy"]
         record[f"exit{k + 1}_flops"] = e["flops_ratio"]
@@ -50,18 +70,6 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
     for key in ("accuracy", "coarse_share", "coarse_right", "fine_right", "flops"):
         record[f"point_{key}"] = point[key]
     record["point_drop"] = point["accuracy"] - exits["full_accuracy"]["test"]
-    for row in attrs["by_fraction"]:
-        h = f"{round(100 * row['hidden'])}"
-        for name in attrs["attributes"]:
-            record[f"attr{h}_{name}_shared"] = row["shared"]["accuracy"][name]
-            record[f"attr{h}_{name}_separate"] = row["separate"]["accuracy"][name]
-            record[f"attr{h}_{name}_difference"] = row["difference"][name]["mean"]
-            record[f"attr{h}_{name}_difference_within"] = [row["difference"][name]["low"], row["difference"][name]["high"]]
-            record[f"attr{h}_{name}_majority"] = row["majority"][name]
-        for kind in ("shared", "separate"):
-            record[f"attr{h}_{kind}_parameters"] = row[kind]["parameters"]
-            record[f"attr{h}_{kind}_images_per_second"] = row[kind]["images_per_second"]
-    record["attributes_hidden"] = [round(100 * row["hidden"]) for row in attrs["by_fraction"]]
     return record
 
 
