@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,6 +133,33 @@ def copy_repository(repo: Path, **params: object) -> dict[str, str]:
     return copy_env(repo)
 
 
+def predictor_files(folder: Path, base_arch: str, aux_arch: str, shape: tuple[int, int, int] = (1, 28, 28),
+                    classes: tuple[str, ...] = ("a", "b", "c")):
+    """Checkpoints of an untrained `base_arch` base and `aux_arch` one-cut aux, and a logistic head fit on their outputs
+    for 12 random images, saved in `folder` as the pipeline saves them. Returns the three paths (base, aux, head), the
+    images, the head's inputs on them and the head."""
+    import joblib
+    import torch
+
+    from auxcut.method import stacking
+    from auxcut.nets import backbones, training
+
+    mean, std = [0.5], [0.25]
+    torch.manual_seed(0)
+    base = backbones.make(base_arch, shape, len(classes), width=0).eval()
+    aux = backbones.make(aux_arch, shape, 1, width=0).eval()
+    files = {"base": folder / "base.pt", "aux": folder / "aux.pt", "head": folder / "head.joblib"}
+    training.save_checkpoint(files["base"], base, mean=mean, std=std, classes=list(classes))
+    training.save_checkpoint(files["aux"], [aux], mean=mean, std=std, mode="separate", n_classes=len(classes))
+    images = np.random.default_rng(0).integers(0, 256, (12, *shape), dtype=np.uint8)
+    cpu, m, s = torch.device("cpu"), np.asarray(mean), np.asarray(std)
+    x = np.column_stack([training.predict_proba(base, images, m, s, task="multiclass", batch_size=8, device=cpu),
+                         training.predict_proba(aux, images, m, s, task="binary", batch_size=8, device=cpu)])
+    head = stacking.make_head("logistic", 1.0, 200, 0).fit(x, np.arange(len(images)) % len(classes))
+    joblib.dump(head, files["head"])
+    return files, images, x, head
+
+
 def copy_env(repo: Path) -> dict[str, str]:
     """The environment to run DVC in a copy at `repo`: this venv's commands, tracking into a store beside the copy."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -185,9 +213,7 @@ FIRST = ["test_concurrent_runs.py", "test_utkface_pipeline.py", "test_pmnist_pip
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    count: dict[str, int] = {}
-    for item in items:
-        count[item.path.name] = count.get(item.path.name, 0) + 1
+    count = Counter(item.path.name for item in items)
 
     def rank(item) -> tuple[int, int]:
         name = item.path.name

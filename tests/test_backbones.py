@@ -4,7 +4,6 @@ one-line refusals before any training. Tiny images only: every net here is built
 
 from __future__ import annotations
 
-import joblib
 import numpy as np
 import pytest
 import torch
@@ -18,7 +17,7 @@ from auxcut.nets.models import ConvNet, count_parameters
 from auxcut.pipeline.params import NO_WEIGHTS, load_params
 from auxcut.pipeline.predictor import Predictor
 from auxcut.variants import discovery, exits, fine_training, joint
-from conftest import REPO
+from conftest import REPO, predictor_files
 
 
 def test_convnet_by_name_is_todays_convnet():
@@ -255,20 +254,9 @@ def test_early_exits_refuse_an_arch_whose_forward_is_not_its_layers_in_one_line(
 
 
 def test_the_final_predictor_rebuilds_a_torchvision_base_and_a_pmnist_aux_from_their_files(tmp_path):
-    shape, classes = (1, 28, 28), ["a", "b", "c"]
-    mean, std = [0.5], [0.25]
-    base = backbones.make("mobilenet_v3_small", shape, 3, width=0).eval()
-    aux = backbones.make("pmnist_net_tanh", shape, 1, width=0).eval()
-    training.save_checkpoint(tmp_path / "base.pt", base, mean=mean, std=std, classes=classes)
-    training.save_checkpoint(tmp_path / "aux.pt", [aux], mean=mean, std=std, mode="separate", n_classes=3)
-    images = np.random.default_rng(0).integers(0, 256, (12, *shape), dtype=np.uint8)
-    cpu, m, s = torch.device("cpu"), np.asarray(mean), np.asarray(std)
-    x = np.column_stack([training.predict_proba(base, images, m, s, task="multiclass", batch_size=8, device=cpu),
-                         training.predict_proba(aux, images, m, s, task="binary", batch_size=8, device=cpu)])
-    head = stacking.make_head("logistic", 1.0, 200, 0).fit(x, np.arange(12) % 3)
-    joblib.dump(head, tmp_path / "head.joblib")
-    predictor = Predictor.from_files(tmp_path / "base.pt", tmp_path / "aux.pt", tmp_path / "head.joblib", classes)
-    assert predictor.image_shape == shape
+    files, images, x, head = predictor_files(tmp_path, "mobilenet_v3_small", "pmnist_net_tanh")
+    predictor = Predictor.from_files(files["base"], files["aux"], files["head"], ["a", "b", "c"])
+    assert predictor.image_shape == (1, 28, 28)
     np.testing.assert_allclose(predictor.predict_proba(images), stacking.predict_all_classes(head, x, 3))
 
 

@@ -18,6 +18,7 @@ import pytest
 from auxcut import AuxcutError
 from auxcut.data import prepared
 from auxcut.pipeline.predictor import SERVING_INPUT
+from conftest import predictor_files
 
 
 def registered(env: dict[str, str]):
@@ -134,26 +135,12 @@ def test_make_serve_answers_predictions_and_rejects_bad_requests(pipeline):
 def test_a_torchvision_base_is_registered_and_served_as_the_predictor_it_was_built_from(tmp_path, monkeypatch):
     """The registered pyfunc rebuilds any arch from its checkpoint: here a mobilenet_v3_small base and a pmnist_net
     aux (issue 23), logged and registered as fit_head does, then loaded from the registry."""
-    import joblib
     import mlflow
-    import torch
 
-    from auxcut.method import stacking
-    from auxcut.nets import backbones, training
     from auxcut.pipeline.predictor import Predictor, log_pyfunc
 
-    shape, classes, mean, std = (1, 28, 28), ["a", "b", "c"], [0.5], [0.25]
-    torch.manual_seed(0)
-    base = backbones.make("mobilenet_v3_small", shape, 3, width=0).eval()
-    aux = backbones.make("pmnist_net", shape, 1, width=0).eval()
-    files = {"base": tmp_path / "base.pt", "aux": tmp_path / "aux.pt", "head": tmp_path / "head.joblib"}
-    training.save_checkpoint(files["base"], base, mean=mean, std=std, classes=classes)
-    training.save_checkpoint(files["aux"], [aux], mean=mean, std=std, mode="separate", n_classes=3)
-    images = np.random.default_rng(0).integers(0, 256, (12, *shape), dtype=np.uint8)
-    cpu, m, s = torch.device("cpu"), np.asarray(mean), np.asarray(std)
-    x = np.column_stack([training.predict_proba(base, images, m, s, task="multiclass", batch_size=8, device=cpu),
-                         training.predict_proba(aux, images, m, s, task="binary", batch_size=8, device=cpu)])
-    joblib.dump(stacking.make_head("logistic", 1.0, 200, 0).fit(x, np.arange(12) % 3), files["head"])
+    classes = ["a", "b", "c"]
+    files, images, _, _ = predictor_files(tmp_path, "mobilenet_v3_small", "pmnist_net", classes=tuple(classes))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)  # the store's default artifact root is ./mlruns
     with mlflow.start_run():
