@@ -31,7 +31,8 @@ def main(stage: Stage) -> None:
     kept = discovery.most_certain(entropy, coarse, cfg.keep)
     features = embedding.embed(base, np.asarray(ds.images), mean, std, batch_size=256, device=device)  # every split
     fine, names, outcome, layouts = discovery.discover(features[train], coarse, kept, ds.classes, cfg.n_neighbors,
-                                                       cfg.n_components, cfg.min_cluster_size, p.seed)
+                                                       cfg.n_components, cfg.min_cluster_size, p.seed,
+                                                       cfg.reduce)
     clustered = fine != discovery.UNASSIGNED
     nearest = discovery.nearest_within(features, features[train][clustered], fine[clustered], coarse[clustered],
                                        len(ds.classes))

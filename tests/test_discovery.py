@@ -53,6 +53,25 @@ def test_discovers_the_digits_inside_two_coarse_classes():
     assert set(layouts) == {"low", "high"} and layouts["low"][1].shape[1] == 2 and layouts["low"][3] == "clusters"
 
 
+def test_without_umap_hdbscan_clusters_the_features_themselves():
+    # discovery.reduce none, the ablation: the clusters are HDBSCAN's on the features, the plot their first two
+    # principal components; UMAP's clusters differ from them
+    from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
+
+    x, y, _, _ = digits_halves()
+    low = x[y < 5]
+    labels, layout, what = discovery.cluster(low, 15, 2, 15, 0, reduce="none")
+    direct = HDBSCAN(min_cluster_size=15, copy=True).fit_predict(low)
+    assert what == "clusters" and layout.shape == (len(low), 2)
+    np.testing.assert_array_equal(labels, direct)
+    np.testing.assert_allclose(np.abs(layout), np.abs(PCA(n_components=2, random_state=0).fit_transform(low)), atol=1e-6)
+    umap_labels, umap_layout, _ = discovery.cluster(low, 15, 2, 15, 0)
+    assert not np.array_equal(umap_labels, labels) and not np.allclose(np.abs(umap_layout), np.abs(layout))
+    with pytest.raises(AuxcutError, match="discovery.reduce: expected one of umap, none, got 'pca'"):
+        discovery.cluster(low, 15, 2, 15, 0, reduce="pca")
+
+
 def test_every_image_gets_the_nearest_fine_label_of_each_class():
     # fine labels = the digits, inside coarse classes 0-4 and 5-9; the held-out half is assigned by nearest centroid
     x_fit, y_fit, x_held, y_held = digits_halves()

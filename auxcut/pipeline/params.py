@@ -218,6 +218,7 @@ class DiscoveryParams(_Strict):
 
     augmentations: int = Field(ge=1)  # random shifts (and flips, where the base trained with them) per image
     keep: float = Field(gt=0, le=1)  # the most certain share of each coarse class's train images that is clustered
+    reduce: Literal["umap", "none"]  # umap: HDBSCAN clusters the UMAP layout | none: the features themselves (an ablation)
     n_neighbors: int = Field(ge=2)  # UMAP's neighbourhood
     n_components: int = Field(ge=2)  # UMAP's output dimensions (the first two are plotted)
     min_cluster_size: int = Field(ge=2)  # HDBSCAN's

@@ -5,7 +5,8 @@
    the entropy of the mean probabilities measures how unsure the base is. Per coarse class the most certain
    `keep` share is clustered (uncertain images sit between clusters and blur them).
 2. Per coarse class, the base's pooled features of those images are reduced with UMAP (umap-learn) and clustered
-   with HDBSCAN (scikit-learn's: no further dependency; the hdbscan package gives the same algorithm). A cluster is
+   with HDBSCAN (scikit-learn's: no further dependency; the hdbscan package gives the same algorithm); with
+   `reduce="none"` (an ablation) HDBSCAN clusters the features themselves. A cluster is
    a fine label named `<coarse>/c<k>`; HDBSCAN's noise and the uncertain images get no fine label (-1), which the
    masked multi-head loss skips.
 Fallbacks, each recorded per coarse class in the metrics instead of failing the run: a class with too few kept
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.cluster import HDBSCAN
+from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from torch import nn
 
@@ -33,6 +35,7 @@ from auxcut import AuxcutError
 from auxcut.nets import training
 
 UNASSIGNED = -1
+REDUCERS = ("umap", "none")
 
 
 @torch.no_grad()
@@ -64,20 +67,29 @@ def most_certain(entropy: np.ndarray, coarse: np.ndarray, keep: float) -> np.nda
 
 
 def cluster(features: np.ndarray, n_neighbors: int, n_components: int, min_cluster_size: int,
-            seed: int) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Cluster labels (-1 noise), the UMAP layout (None when skipped), and what happened: `clusters`, or the
-    fallback taken (`too few images`, `all noise`, `one cluster`), where every image gets cluster 0."""
+            seed: int, reduce: str = "umap") -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Cluster labels (-1 noise), the 2-D layout for the plot (None when skipped), and what happened: `clusters`, or the
+    fallback taken (`too few images`, `all noise`, `one cluster`), where every image gets cluster 0. `reduce`: umap
+    (HDBSCAN on the UMAP layout) or none (HDBSCAN on the features; the plot shows their first two principal
+    components)."""
+    if reduce not in REDUCERS:
+        raise AuxcutError(f"discovery.reduce: expected one of {', '.join(REDUCERS)}, got {reduce!r}")
     n = len(features)
     if n <= max(n_neighbors, min_cluster_size, n_components + 1):
         return np.zeros(n, dtype=int), None, "too few images"
-    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "auxcut-numba"))
-    import umap  # imported here: numba compiles it on first use, which only this stage should pay for
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap says a seed turns off its parallelism: that is the point
-        layout = umap.UMAP(n_neighbors=n_neighbors, n_components=n_components, min_dist=0.0,
-                           random_state=seed).fit_transform(features)
-        labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(layout)
+        if reduce == "umap":
+            os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "auxcut-numba"))
+            import umap  # imported here: numba compiles it on first use, which only this stage should pay for
+
+            clustered = umap.UMAP(n_neighbors=n_neighbors, n_components=n_components, min_dist=0.0,
+                                  random_state=seed).fit_transform(features)
+            layout = clustered
+        else:
+            clustered = features
+            layout = PCA(n_components=2, random_state=seed).fit_transform(features)
+        labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(clustered)
     found = int(labels.max()) + 1
     if found == 0:
         return np.zeros(n, dtype=int), layout, "all noise"
@@ -87,7 +99,8 @@ def cluster(features: np.ndarray, n_neighbors: int, n_components: int, min_clust
 
 
 def discover(features: np.ndarray, coarse: np.ndarray, kept: np.ndarray, classes: list[str], n_neighbors: int,
-             n_components: int, min_cluster_size: int, seed: int) -> tuple[np.ndarray, list[str], dict, dict]:
+             n_components: int, min_cluster_size: int, seed: int,
+             reduce: str = "umap") -> tuple[np.ndarray, list[str], dict, dict]:
     """Fine labels for the rows (UNASSIGNED where not kept or noise), their names, per coarse class what happened,
     and the layouts (per coarse class: rows and 2-D coordinates, for the plots)."""
     fine = np.full(len(coarse), UNASSIGNED)
@@ -98,7 +111,7 @@ def discover(features: np.ndarray, coarse: np.ndarray, kept: np.ndarray, classes
         if len(rows) == 0:
             outcome[name] = {"kept": 0, "fine_labels": 0, "noise": 0, "outcome": "no images"}
             continue
-        labels, layout, what = cluster(features[rows], n_neighbors, n_components, min_cluster_size, seed)
+        labels, layout, what = cluster(features[rows], n_neighbors, n_components, min_cluster_size, seed, reduce)
         found = int(labels.max()) + 1
         fine[rows[labels >= 0]] = len(names) + labels[labels >= 0]
         names += [f"{name}/c{k}" for k in range(found)]
