@@ -223,7 +223,7 @@ def test_study_run_takes_several_values_after_one_flag(monkeypatch):
     assert result.stdout == "reports/study-utkface.md\n"
     calls.clear()
     assert invoke("study", "run", "--seeds", 0, "--seeds", 1).exit_code == 0  # the flag repeated works as well
-    assert calls[0][1:3] == (sorted(study.CONFIGS), [0, 1])
+    assert calls[0][1:3] == (study.STUDY_CONFIGS, [0, 1])  # the UTKFace study
 
 
 def test_study_errors(tmp_path, monkeypatch):

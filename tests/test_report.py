@@ -61,13 +61,18 @@ def test_presets_are_valid_params(tmp_path):
             shutil.copy(REPO / "params.yaml", params)
             study.set_params(params, study.preset(config, hardware, seed=2, head="naive_bayes"))
             loaded = load_params(params)
-            assert loaded.data.source == "utkface" and loaded.seed == 2 and loaded.head.type == "naive_bayes"
+            assert loaded.data.source == study.CONFIGS[config]["data.source"]
+            assert loaded.seed == 2 and loaded.head.type == "naive_bayes"
             assert loaded.base.width >= 10 ** 0.5 * loaded.aux.width  # the 10x budget holds roughly as width^2
     for name, lever in study.LEVERS.items():  # every named lever is params that load on the preset it tops
         params = tmp_path / f"lever-{name}.yaml"
         shutil.copy(REPO / "params.yaml", params)
         study.set_params(params, {**study.preset("utkface-15", "cpu"), **lever})
         assert load_params(params).exits.groups == lever.get("exits.groups", load_params(REPO / "params.yaml").exits.groups)
+    # a config's own values win over the hardware's (MNIST is 28 px and never flipped), the rest is the hardware's
+    mnist = study.preset("mnist-5x2", "cpu")
+    assert (mnist["data.image_size"], mnist["base.augment"], mnist["fine.augment"]) == (28, False, False)
+    assert mnist["discovery.min_cluster_size"] == study.HARDWARE["cpu"]["discovery.min_cluster_size"]
     flags = study.flags(study.preset("utkface-30", "cpu"))
     assert "data.classes=age_race_gender" in flags and "base.augment=true" in flags
     with pytest.raises(AuxcutError, match="configuration"):

@@ -207,7 +207,7 @@ def flags(config: str, hardware: str) -> None:
 
 @study.command("run", cls=ManyValuesCommand, context_settings=HELP)
 @click.option("--configs", type=click.Choice(sorted(utkface_study.CONFIGS)), multiple=True,
-              default=sorted(utkface_study.CONFIGS), show_default=True,
+              default=utkface_study.STUDY_CONFIGS, show_default=True,
               help="Configurations to run (one or more: --configs utkface-15 utkface-30).")
 @click.option("--seeds", type=click.IntRange(min=0), multiple=True, default=[0, 1, 2], show_default=True,
               help="Seeds to run (one or more: --seeds 0 1 2).")

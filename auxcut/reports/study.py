@@ -11,6 +11,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for the
     auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --lever partial-input \
         --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
     auxcut study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages score_fine
+    auxcut study run --configs mnist-2x5 mnist-5x2 --seeds 0 1 2 --heads logistic --stages score_fine \
+        --levers preset no-filter no-umap      # discovery where the fine labels (the digits) are known
     auxcut study report     # reports/study-utkface.md, variants-heads.md, variants-occlusion.md,
                             # variants-discovery.md (each + .json)
 """
@@ -32,11 +34,23 @@ import yaml
 from auxcut import AuxcutError
 from auxcut.core.tracking import project_root
 
+MNIST_FOLDER = "../shared/datasets/mnist"
+MNIST: dict[str, Any] = {"data.source": "mnist", "data.path": MNIST_FOLDER, "data.image_size": 28,
+                         "data.max_per_class": 300, "base.augment": False, "fine.augment": False,
+                         "exits.after": [2],  # the convnet has 4 conv layers at 28 px: an exit sits after 1..3
+                         # the CPU preset's 12 epochs leave the base's val loss still falling on 2,250 images
+                         "base.epochs": 30, "base.patience": 6, "fine.epochs": 15, "fine.finetune_epochs": 15,
+                         "fine.patience": 6}
 CONFIGS: dict[str, dict[str, Any]] = {
     "utkface-15": {"data.source": "utkface", "data.classes": "age_race"},
     "utkface-30": {"data.source": "utkface", "data.classes": "age_race_gender"},
     # issue 12's discovery: the age bucket is the coarse class; race and gender are hidden from the method
     "utkface-3": {"data.source": "utkface", "data.classes": "age"},
+    # issue 24's discovery where the fine labels are known: MNIST digits merged into coarse classes (the digit stays a
+    # hidden group attribute). 300 images per digit in each official set (225 train, 75 val, 300 test) leave the coarse
+    # task headroom below 99%. A config's own values win over the hardware's: digits are 28 px and never flipped.
+    "mnist-2x5": {**MNIST, "data.coarse": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]},
+    "mnist-5x2": {**MNIST, "data.coarse": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]},
 }
 HARDWARE: dict[str, dict[str, Any]] = {
     # 2-core CPU: ~15 minutes end to end for utkface-15
@@ -76,7 +90,13 @@ LEVERS: dict[str, dict[str, Any]] = {
     # issue 25: exits over groups of the classes the base confuses with each other (HD-CNN's coarse categories): 5
     # groups of 15 classes (exits-age's age buckets are 3 groups of 5)
     "exits-clusters": {"exits.groups": "clusters", "exits.n_groups": 5},
+    # issue 24: what discovery's uncertainty filter and UMAP each contribute (run with --stages score_fine)
+    "no-filter": {"discovery.keep": 1.0},
+    "no-umap": {"discovery.reduce": "none"},
 }
+# What `auxcut study run` runs without --configs: the UTKFace study (the MNIST configs are discovery's, run with
+# --stages score_fine).
+STUDY_CONFIGS = sorted(name for name, config in CONFIGS.items() if config["data.source"] == "utkface")
 DEFAULT_ARCHIVE = "../shared/datasets/utkface/UTKFace.tar.gz"
 
 
@@ -90,14 +110,18 @@ def preset(config: str, hardware: str, seed: int = 0, head: str = "logistic") ->
         raise AuxcutError(f"configuration: expected one of {', '.join(CONFIGS)}, got {config!r}")
     if hardware not in HARDWARE:
         raise AuxcutError(f"hardware: expected one of {', '.join(HARDWARE)}, got {hardware!r}")
-    return {**CONFIGS[config], "data.path": archive_path(), **HARDWARE[hardware], "seed": seed, "head.type": head}
+    ours = {**CONFIGS[config]}  # a config's own values win over the hardware's
+    ours.setdefault("data.path", archive_path())
+    return {**ours, **{k: v for k, v in HARDWARE[hardware].items() if k not in ours}, "seed": seed, "head.type": head}
 
 
 def flags(overrides: dict[str, Any]) -> list[str]:
     """`-S key=value` pairs for `dvc exp run`."""
     out = []
     for key, value in overrides.items():
-        out += ["-S", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+        text = str(value).lower() if isinstance(value, bool) else json.dumps(value, separators=(",", ":")) \
+            if isinstance(value, list) else value  # a list without spaces: one shell word, read as YAML by DVC
+        out += ["-S", f"{key}={text}"]
     return out
 
 
@@ -170,7 +194,6 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
     suffix = f"-{lever}" if lever else ""
     scratch = root / ".study" / f"{config}-{hardware}-s{seed}"
     _scratch_copy(root, scratch)
-    archive = Path(archive_path())
     # Stage commands say `python`: this interpreter's environment first on PATH makes it the one that runs them.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
@@ -178,7 +201,8 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
     filed, ran = [], None
     for head in heads:
         overrides = {**preset(config, hardware, seed, head), **(extra or {})}
-        overrides["data.path"] = str(archive if archive.is_absolute() else (root / archive).resolve())
+        data = Path(overrides["data.path"])  # the scratch copy is elsewhere: a relative path is the repository's
+        overrides["data.path"] = str(data if data.is_absolute() else (root / data).resolve())
         set_params(scratch / "params.yaml", overrides)
         print(f"auxcut study: {config} {hardware} seed {seed} head {head}", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "dvc", "repro", *(stages or [])], cwd=scratch, env=env, check=True)
