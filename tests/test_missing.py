@@ -129,6 +129,7 @@ def _params(tmp_path, **missing_params):
     data = yaml.safe_load((REPO / "params.yaml").read_text())
     data["data"].update(source="mnist", path="../shared/datasets/mnist", image_size=28)
     data["missing"].update(missing_params)
+    data["aux"]["width"] = 5  # the widest convnet aux within pmnist_net's 10x rule
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return data, path

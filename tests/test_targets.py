@@ -3,6 +3,7 @@ on digits, what the final predictor stacks from a classes aux, and the params th
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import joblib
@@ -124,6 +125,25 @@ def write_params(tmp_path, params_dict, **aux) -> str:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params_dict))
     return str(path)
+
+
+def test_an_aux_over_the_budget_is_refused_when_params_are_read(tmp_path, params_dict):
+    # before train_base trains: the base params build (digits 1 x 8 x 8, 10 classes, base.width 32) against the aux
+    base, aux = count_parameters(ConvNet((1, 8, 8), 10, 32)), count_parameters(ConvNet((1, 8, 8), 1, 16))
+    assert 3 < base / aux < 10
+    with pytest.raises(AuxcutError) as exc:
+        load_params(write_params(tmp_path, params_dict, width=16))
+    assert str(exc.value) == (f"{tmp_path / 'params.yaml'}: aux.width=16 gives {aux:,} parameters, {aux:,} in all: only "
+                              f"{math.floor(100 * base / aux) / 100:.2f}x fewer than the base's {base:,}; the aux must "
+                              f"be at least 10x smaller (aux.width 9 fits)")
+    assert load_params(write_params(tmp_path, params_dict, width=16, min_ratio=3)).aux.width == 16  # lowered: fits
+    # MNIST with the paper's net: 21,840 parameters take a convnet aux of width 5, not the default 8
+    params_dict["data"].update(source="mnist", image_size=28)
+    params_dict["base"]["arch"] = "pmnist_net"
+    with pytest.raises(AuxcutError, match=r"aux.width=8 gives .* than the base's 21,840; .* \(aux.width 5 fits\)$"):
+        load_params(write_params(tmp_path, params_dict, width=8, min_ratio=10))
+    params_dict["data"].update(source="imagefolder")  # its classes are counted by prepare: train_aux checks then
+    assert load_params(write_params(tmp_path, params_dict, width=8)).aux.width == 8
 
 
 def test_min_ratio_below_one_is_one_params_line(tmp_path, params_dict):

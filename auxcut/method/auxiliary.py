@@ -66,7 +66,7 @@ def check_budget(in_shape: tuple[int, int, int], width: int, view: ViewKind, n_n
     many = f"{n_nets} auxes (one per cut of the tree) of " if n_nets > 1 else ""
     ratio = math.floor(100 * base_parameters / asked) / 100  # rounded down: just under 10x never reads "10.00x"
     asking = f"aux.width={width}" if own else f"aux.arch={arch}"
-    raise AuxcutError(f"params.yaml: {asking} gives {many}{asked // n_nets:,} parameters, "
+    raise AuxcutError(f"{asking} gives {many}{asked // n_nets:,} parameters, "
                       f"{asked:,} in all: only {ratio:.2f}x fewer than the base's "
                       f"{base_parameters:,}; the aux must be at least {min_ratio:g}x smaller ({hint})")
 

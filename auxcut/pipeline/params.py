@@ -326,6 +326,7 @@ def check_combinations(p: Params) -> None:
             from auxcut.nets import backbones
 
             backbones.check_image_size(arch.arch, p.data.image_size, view, arch.small_input, param)
+    check_aux_budget(p, classes)
     if p.missing.map == "spatial" and p.base.arch != "convnet":
         from auxcut.nets import backbones
 
@@ -337,6 +338,24 @@ def check_combinations(p: Params) -> None:
     elif p.base.freeze == "backbone":
         raise AuxcutError(f"base.freeze backbone trains only the classifier, on the backbone base.weights loads, but "
                           f"base.weights is {NO_WEIGHTS} (none): give a weights file or set base.freeze none")
+
+
+def check_aux_budget(p: Params, classes: list[str] | None) -> None:
+    """The 10x rule (aux.min_ratio) before any training, where the data's shape and classes follow from params: the
+    base as params build it against the root cut's aux (or the classes aux). A deeper tree's further auxes are counted
+    by train_aux, once the cut is known; an image folder's classes, once prepare has read them."""
+    channels = checks.SOURCE_CHANNELS.get(p.data.source)
+    if p.aux.mode != "separate" or classes is None or channels is None:
+        return
+    from auxcut.method import auxiliary  # torch: only for the params that need it
+    from auxcut.nets import backbones
+    from auxcut.nets.models import count_parameters
+
+    in_shape = (channels, p.data.image_size, p.data.image_size)
+    base = count_parameters(backbones.make(p.base.arch, in_shape, len(classes), width=p.base.width,
+                                           small_input=p.base.small_input))
+    auxiliary.check_budget(in_shape, p.aux.width, p.aux.view, 1, base, p.aux.arch, p.aux.small_input,
+                           min_ratio=p.aux.min_ratio, n_outputs=len(classes) if p.aux.target == "classes" else 1)
 
 
 def check_aux_target(p: Params) -> None:

@@ -12,6 +12,8 @@ from auxcut.data.coarse import check_groups  # noqa: F401 (one partition check f
 DIGITS_CLASSES = [str(d) for d in range(10)]
 # The group attributes each built-in source gives every image (auxcut.data.sources); an image folder's come from its CSV.
 SOURCE_ATTRIBUTES = {"digits": ["digit"], "mnist": ["digit"], "utkface": ["age", "race", "gender"]}
+SOURCE_CHANNELS = {"digits": 1, "mnist": 1, "utkface": 3}  # an image folder's images are read as RGB too, but its
+# classes are only known once prepare reads it
 DERIVED_ATTRIBUTES = ["cut", "class"]  # the top cut's side (data/relabeled.csv) and the class itself
 
 
