@@ -187,6 +187,18 @@ def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     assert occlusion.write(empty) is None
 
 
+def test_the_merge_alone_is_the_floor_of_the_agreement_with_the_hidden_classes():
+    from sklearn.metrics import adjusted_rand_score
+
+    from auxcut.reports.discovery import merge_alone
+
+    assert merge_alone([[0], [1], [2]], 50) == pytest.approx((1.0, 1.0))  # nothing merged: the classes themselves
+    assert merge_alone([[0, 1, 2]], 50) == pytest.approx((0.0, 0.0))  # one group: no information
+    halves, pairs = merge_alone([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], 300), merge_alone([[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], 300)
+    digits = np.repeat(np.arange(10), 300)
+    assert halves[0] == pytest.approx(adjusted_rand_score(digits, digits >= 5)) and 0.1 < halves[0] < pairs[0] < 0.7
+
+
 def test_discovery_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-discovery.md from the digits pipeline's metrics: two seeds, the second's pretrained net a point
     better, so the gain's interval over seeds is a real one; the agreement with the hidden digit is carried through."""

@@ -10,6 +10,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for the
     auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers preset aux-head exits-age
     auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --lever partial-input \
         --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
+    auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers occlusion-spatial \
+        --stages robustness    # the missing-feature paper's spatial model under occlusion
     auxcut study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages score_fine
     auxcut study run --configs mnist-2x5 mnist-5x2 --seeds 0 1 2 --heads logistic --stages score_fine \
         --levers preset no-filter no-umap      # discovery where the fine labels (the digits) are known
@@ -90,6 +92,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     # issue 25: exits over groups of the classes the base confuses with each other (HD-CNN's coarse categories): 5
     # groups of 15 classes (exits-age's age buckets are 3 groups of 5)
     "exits-clusters": {"exits.groups": "clusters", "exits.n_groups": 5},
+    # issue 24: the missing-feature paper's model (its last conv map, inverted; SGD-trained fully connected heads) under
+    # occlusion, beside the pooled heads of the preset (run with --stages robustness)
+    "occlusion-spatial": {"missing.map": "spatial"},
     # issue 24: what discovery's uncertainty filter and UMAP each contribute (run with --stages score_fine)
     "no-filter": {"discovery.keep": 1.0},
     "no-umap": {"discovery.reduce": "none"},
