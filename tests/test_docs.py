@@ -17,7 +17,8 @@ from conftest import REPO
 
 README = REPO / "README.md"
 # One results row per system of the family, found by what its first cell names.
-SYSTEMS = ["max-cut aux", "tree of cuts", "as a head", "early exits", "fine labels", "reproduction", "under occlusion"]
+SYSTEMS = ["max-cut aux", "tree of cuts", "as a head", "early exits", "fine labels", "merged MNIST", "reproduction",
+           "under occlusion"]
 
 
 def test_params_reference_is_current():
