@@ -207,9 +207,9 @@ def build_pipeline(root: Path) -> None:
 # that build pipelines of their own first, while the session pipeline is built in the background (the concurrent runs
 # take the built pipeline only at their end), then the longest files that copy it, then the rest, most tests first.
 # Longest first keeps both workers busy to the end instead of one waiting on a late long file.
-FIRST = ["test_concurrent_runs.py", "test_utkface_pipeline.py", "test_pmnist_pipeline.py", "test_variants.py",
-         "test_stale_stages.py", "test_shared_work.py", "test_distributed.py", "test_pipeline.py", "test_training.py",
-         "test_ui.py"]
+FIRST = ["test_concurrent_runs.py", "test_utkface_pipeline.py", "test_pmnist_pipeline.py", "test_resnet_pipeline.py",
+         "test_variants.py", "test_stale_stages.py", "test_shared_work.py", "test_distributed.py", "test_pipeline.py",
+         "test_training.py", "test_ui.py"]
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
