@@ -102,8 +102,12 @@ def main() -> int:
     parser.add_argument("--prepared", type=Path, default=Path("/tmp/auxcut-bench-utkface"),
                         help="where the decoded set is kept (one folder per size)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # the child process: one arch, JSON on stdout
+    parser.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)  # the child process of phase 1
     args = parser.parse_args()
     folder = args.prepared / f"{args.size}px"
+    if args.decode:
+        prepare(folder, args.size)
+        return 0
     if args.measure:
         print(json.dumps(measure(folder, args.measure, args.width, args.train_images, args.val_images,
                                  args.predict_images, args.batch_size, args.augment)))
@@ -113,8 +117,7 @@ def main() -> int:
         return 2
     if not (folder / "meta.json").is_file():
         print(f"decoding {ARCHIVE} at {args.size} px into {folder} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                        f"import train_memory; train_memory.prepare(train_memory.Path({str(folder)!r}), {args.size})"],
+        subprocess.run([sys.executable, __file__, "--decode", "--size", str(args.size), "--prepared", str(args.prepared)],
                        check=True)
     rows = []
     for arch in args.archs:
