@@ -240,3 +240,100 @@ def test_discovery_report_from_real_runs(pipeline, tmp_path):
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
     assert discovery.write(empty) is None
+
+
+def test_capacity_section_from_real_runs(pipeline, tmp_path):
+    """The capacity study's section of study-utkface.md from the digits pipeline's metrics filed as the three targets at
+    one size over 3 seeds (each control's train_aux.json rewritten as that target records itself, and each run's aux
+    gain set), plus a run at a size with one target only: aggregates, the paired cut - control differences, the aim's
+    verdict both ways, the figure and the sizes not run."""
+    from auxcut.reports import capacity
+
+    repo, _, _ = pipeline
+    root = tmp_path / "project"
+    runs = root / "reports" / "runs"
+    gains = {"cut": [0.020, 0.025, 0.030], "random_cut": [0.000, 0.004, 0.002], "classes": [0.010, 0.005, 0.008]}
+
+    def file_run(target: str, width: int, seed: int, gain: float, lever: str | None = None) -> None:
+        lever = lever or f"{capacity.TARGETS[target]}-w{width}"
+        run = runs / f"digits-s{seed}-logistic-{lever}"
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(repo / "metrics", run)
+        params = {**capacity.levers().get(lever, {}), "aux.width": width}
+        (run / "run.json").write_text(json.dumps({"config": f"digits (cpu, lever {lever})", "seed": seed,
+                                                  "head": "logistic", "params": params}))
+        aux = json.loads((run / "train_aux.json").read_text())
+        aux["target"], aux["min_ratio"] = target, capacity.WIDTHS[width]
+        if target == "classes":  # the classes aux records its agreement with the base on the classes
+            aux["class_agreement"] = {"aux_accuracy": 0.5, "base_accuracy": 0.6, "error_correlation": 0.3}
+            del aux["base_agreement"]
+        if target == "random_cut":
+            aux["random_cut"] = {"draw": 0, "side_0": [], "side_1": [], "same_as_max_cut": seed == 2}
+        (run / "train_aux.json").write_text(json.dumps(aux))
+        fair = json.loads((run / "fairness.json").read_text())
+        fair["differences"]["stacked_minus_control"]["accuracy"]["value"] = gain
+        (run / "fairness.json").write_text(json.dumps(fair))
+
+    for target, values in gains.items():
+        for seed, gain in enumerate(values):
+            file_run(target, 4, seed, gain)
+    file_run("cut", 9, 0, 0.01)
+    shutil.copytree(runs / "digits-s0-logistic-cut-w4", runs / "digits-s0-logistic-view-low")  # another lever: not read
+    (runs / "digits-s0-logistic-view-low" / "run.json").write_text(json.dumps(
+        {"config": "digits (cpu, lever view-low)", "seed": 0, "head": "logistic", "params": {"aux.width": 8}}))
+    assert capacity.collect(runs / "digits-s0-logistic-view-low") is None
+    records = load_runs(runs, capacity.collect)
+    assert len(records) == 10
+    agg = capacity.aggregate(records)
+    assert set(agg) == {(4, "cut"), (4, "random_cut"), (4, "classes"), (9, "cut")}
+    assert agg[(4, "cut")]["aux_gain"]["mean"] == pytest.approx(0.025)
+    paired = agg[(4, "random_cut")]["cut_minus_this"]
+    assert paired["mean"] == pytest.approx(np.mean(np.subtract(gains["cut"], gains["random_cut"])))
+    assert paired["ci"] == pytest.approx(mean_interval(list(np.subtract(gains["cut"], gains["random_cut"])))["ci"])
+    assert agg[(4, "classes")]["aux_own_accuracy"]["mean"] == 0.5 and agg[(4, "random_cut")]["same_as_max_cut"] == 1
+    met, sentences = capacity.verdict(agg)
+    assert met and "the method working" in sentences[0] and "no answer at this size" in sentences[1]
+    lines = capacity.section(root)
+    text = "\n".join(lines)
+    assert "**met**" in text and "| 4 | classes | 3 |" in text and "10 (lowered)" not in text and "3 (lowered)" in text
+    assert "Not run yet: random-cut-w9, classes-aux-w9, cut-w16" in text
+    assert (root / capacity.FIGURE).stat().st_size > 10_000
+    # a multiclass aux as good as the cut: the cut's gain is still a point, but no longer above both controls'
+    for seed, gain in enumerate([0.021, 0.024, 0.031]):
+        file_run("classes", 4, seed, gain)
+    met, sentences = capacity.verdict(capacity.aggregate(load_runs(runs, capacity.collect)))
+    assert not met and "does not add more than both controls at this size" in sentences[0]
+    for seed, gain in enumerate([0.002, 0.012, 0.004]):  # and a cut gain whose interval holds zero
+        file_run("cut", 4, seed, gain)
+    met, sentences = capacity.verdict(capacity.aggregate(load_runs(runs, capacity.collect)))
+    assert not met and "does not add a point at this size" in sentences[0]
+    empty = tmp_path / "empty"
+    (empty / "reports" / "runs").mkdir(parents=True)
+    assert capacity.section(empty) == []
+
+
+def test_occlusion_report_pairs_spatial_heads_with_their_pooled_twins(pipeline, tmp_path):
+    """A lever with missing.map spatial is set against the same configuration's pooled runs, seed by seed."""
+    from auxcut.reports import occlusion
+
+    repo, _, _ = pipeline
+    runs = tmp_path / "project" / "reports" / "runs"
+    for seed in (0, 1):
+        for lever, params in (("partial-input", {}), ("occlusion-spatial", {"missing.map": "spatial"})):
+            run = runs / f"digits-s{seed}-{lever}"
+            shutil.copytree(repo / "metrics", run)
+            (run / "run.json").write_text(json.dumps({"config": f"digits (cpu, lever {lever})", "seed": seed,
+                                                      "head": "logistic", "params": params}))
+        spatial = runs / f"digits-s{seed}-occlusion-spatial" / "robustness.json"
+        robust = json.loads(spatial.read_text())
+        robust["sets"]["vertical"]["predictors"]["fc_missing"]["accuracy"] += 0.02 * (seed + 1)
+        spatial.write_text(json.dumps(robust))
+    page = occlusion.write(tmp_path / "project").read_text()
+    heading = "## digits (cpu, lever occlusion-spatial) against digits (cpu, lever partial-input) (2 seeds: 0, 1)"
+    assert heading in page and "against digits (cpu, lever occlusion-spatial)" not in page
+    table = page[page.index(heading):]
+    vertical = next(line for line in table.splitlines() if line.startswith("| vertical |"))
+    expected = mean_interval([0.02, 0.04])
+    assert vertical.split(" | ")[2] == f"+3.0 [{100 * expected['ci'][0]:+.1f}, {100 * expected['ci'][1]:+.1f}]"
+    horizontal = next(line for line in table.splitlines() if line.startswith("| horizontal |"))
+    assert set(horizontal.strip("| ").split(" | ")[1:]) == {"+0.0 [+0.0, +0.0]"}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from auxcut.reports.pages import _cell, by_config, seed_means, write_variant_page
+from auxcut.reports.pages import _cell, by_config, seed_means, split_lever, write_variant_page
 
 # The published anchor: coarse accuracy on PathMNIST without and with the discovered fine labels.
 PUBLISHED_BASE, PUBLISHED_FINE = 0.9084, 0.9166
@@ -157,18 +157,11 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> str
     return "\n".join(lines + ablation(records, agg)) + "\n"
 
 
-def _lever(config: str) -> tuple[str, str]:
-    """'mnist-2x5 (cpu, lever no-umap)' -> ('mnist-2x5 (cpu)', 'no-umap'); a preset run is lever 'preset'."""
-    name, _, rest = config.partition(" (")
-    hardware, _, lever = rest.rstrip(")").partition(", lever ")
-    return f"{name} ({hardware})", lever or "preset"
-
-
 def ablation(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> list[str]:
     """Per configuration with known fine labels and an ablation lever: each step of discovery left out in turn."""
     rows: dict[str, dict[str, str]] = {}
     for config, a in agg.items():
-        name, lever = _lever(config)
+        name, lever = split_lever(config)
         if lever in ABLATIONS and next(r for r in records if r["config"] == config).get("truth"):
             rows.setdefault(name, {})[lever] = config
     lines = []

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auxcut.reports.pages import _cell, by_config, seed_means, write_variant_page
+from auxcut.reports.pages import _cell, by_config, mean_interval, seed_means, split_lever, write_variant_page
 from auxcut.variants.robustness import PUBLISHED_ACCURACY, PUBLISHED_DELTA, WITHIN_UNOCCLUDED
 
 
@@ -19,6 +19,7 @@ def collect(run_dir: Path) -> dict[str, Any] | None:
         return None
     meta, robust = json.loads((run_dir / "run.json").read_text()), json.loads(path.read_text())
     record: dict[str, Any] = {"config": meta["config"], "seed": meta["seed"], "head": meta["head"],
+                              "map": meta.get("params", {}).get("missing.map", "pooled"),
                               "sets": list(robust["sets"]), "predictors": list(robust["sets"]["none"]["predictors"]),
                               "aims": {kind: aim["met"] for kind, aim in robust["aim"].items()}}
     for set_name, scored in robust["sets"].items():
@@ -47,8 +48,10 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> str
              "image, and random patches); mean over seeds [95% t-interval]; accuracies in %. `fc_*` are fresh fully "
              "connected heads on the frozen base backbone (stage `train_missing`) trained on its bounded features "
              "(`present`), their complement (`missing`) or both. Published: the missing-feature CNN on partial MNIST "
-             "(Milošević & Racković 2019), a different data set, net and resolution: shown beside ours, not matched.",
-             ""]
+             "(Milošević & Racković 2019), a different data set, net and resolution: shown beside ours, not matched. "
+             "A lever with `missing.map: spatial` (`occlusion-spatial`) trains the paper's own heads: on the base's "
+             "last conv map, flattened and bounded, with SGD with momentum; the others' heads read the pooled "
+             "embedding (`pooled`).", ""]
     for config, a in agg.items():
         r0 = next(r for r in records if r["config"] == config)
         names, seeds = r0["predictors"], len(a["seeds"])
@@ -80,7 +83,35 @@ def render(records: list[dict[str, Any]], agg: dict[str, dict[str, Any]]) -> str
                 lines.append(f"| {set_name} | " + " | ".join(_cell(a.get(f"{set_name}/{n}/worst_{attribute}"))
                                                              for n in ["base", "stacked", *heads]) + " |")
             lines.append("")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + spatial_against_pooled(records)) + "\n"
+
+
+def spatial_against_pooled(records: list[dict[str, Any]]) -> list[str]:
+    """Each configuration run with `missing.map: spatial` against each run of the same configuration with pooled heads
+    at the same seeds (levers on one base per seed): every fc head's accuracy minus its pooled twin's, paired within a
+    seed, on every test set."""
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in records:
+        runs.setdefault(r["config"], {})[r["seed"]] = r
+    lines = []
+    for spatial_config, spatial in runs.items():
+        for pooled_config, pooled in runs.items():
+            seeds = sorted(set(spatial) & set(pooled))
+            if (split_lever(spatial_config)[0] != split_lever(pooled_config)[0] or not seeds
+                    or spatial[seeds[0]]["map"] != "spatial" or pooled[seeds[0]]["map"] != "pooled"):
+                continue
+            r0 = spatial[seeds[0]]
+            heads = [n for n in r0["predictors"] if n.startswith("fc_")]
+            lines += [f"## {spatial_config} against {pooled_config} ({len(seeds)} seeds: {', '.join(map(str, seeds))})",
+                      "", "Each fc head on the last conv map (`missing.map: spatial`) minus the same head on the pooled "
+                      "embedding, points, paired within a seed (the same base where both levers ran on it), interval "
+                      "over seeds:", "", "| test set | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+            for set_name in r0["sets"]:
+                lines.append(f"| {set_name} | " + " | ".join(
+                    _cell(mean_interval([spatial[s][f"{set_name}/{h}"] - pooled[s][f"{set_name}/{h}"] for s in seeds]),
+                          True) for h in heads) + " |")
+            lines.append("")
+    return lines
 
 
 def write(root: Path) -> Path | None:

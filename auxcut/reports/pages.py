@@ -86,6 +86,14 @@ def by_config(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, A
     return sorted(groups.items())
 
 
+def split_lever(config: str) -> tuple[str, str]:
+    """'mnist-2x5 (cpu, lever no-umap)' -> ('mnist-2x5 (cpu)', 'no-umap'); a preset run is lever 'preset'. The lever is
+    read back out of the label run_one writes: runs filed before run.json named it have no field of their own."""
+    name, _, rest = config.partition(" (")
+    hardware, _, lever = rest.rstrip(")").partition(", lever ")
+    return f"{name} ({hardware})", lever or "preset"
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

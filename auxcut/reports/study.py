@@ -12,6 +12,8 @@ scratch copy of the repository and files its metrics under reports/runs/ for the
         --stages fairness robustness   # only these stages (and what they need): the occlusion report's runs
     auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --levers occlusion-spatial \
         --stages robustness    # the missing-feature paper's spatial model under occlusion
+    auxcut study run --configs utkface-15 --seeds 0 1 2 --heads logistic --stages fairness \
+        --levers cut-w4 random-cut-w4 classes-aux-w4   # the capacity study's row at the preset's aux size (also w9, w16)
     auxcut study run --configs utkface-3 --seeds 0 1 2 --heads logistic --stages score_fine
     auxcut study run --configs mnist-2x5 mnist-5x2 --seeds 0 1 2 --heads logistic --stages score_fine \
         --levers preset no-filter no-umap      # discovery where the fine labels (the digits) are known
@@ -35,6 +37,7 @@ import yaml
 
 from auxcut import AuxcutError
 from auxcut.core.tracking import project_root
+from auxcut.reports import capacity
 
 MNIST_FOLDER = "../shared/datasets/mnist"
 MNIST: dict[str, Any] = {"data.source": "mnist", "data.path": MNIST_FOLDER, "data.image_size": 28,
@@ -99,6 +102,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no-filter": {"discovery.keep": 1.0},
     "no-umap": {"discovery.reduce": "none"},
 }
+# issue 25's capacity study: the max-cut aux against a random cut and a multiclass aux at three sizes (run with --stages
+# fairness)
+LEVERS.update(capacity.levers())
 # What `auxcut study run` runs without --configs: the UTKFace study (the MNIST configs are discovery's, run with
 # --stages score_fine).
 STUDY_CONFIGS = sorted(name for name, config in CONFIGS.items() if config["data.source"] == "utkface")
@@ -259,7 +265,8 @@ def write_report(root: Path) -> Path:
                "on utkface-15 with the logistic head, an aux gain of at least +1.0 point whose 3-seed interval lies "
                "above zero, with the worst race group not below the control's. GPU preset: not run, no accelerator "
                "machine was lent to this work (every number here is from the 2-core CPU preset).")
-    write_page(root, "study-utkface", render(records, "auxcut on UTKFace", preface), records, aggregate(records))
+    page = render(records, "auxcut on UTKFace", preface) + "\n".join(["", *capacity.section(root)])
+    write_page(root, "study-utkface", page.rstrip("\n") + "\n", records, aggregate(records))
     for variants in (heads.write(root), occlusion.write(root), discovery.write(root)):
         if variants is not None:
             print(variants)
