@@ -307,6 +307,7 @@ def test_capacity_section_from_real_runs(pipeline, tmp_path):
         file_run("cut", 4, seed, gain)
     met, sentences = capacity.verdict(capacity.aggregate(load_runs(runs, capacity.collect)))
     assert not met and "does not add a point at this size" in sentences[0]
+    assert "The multiclass aux adds more than the max-cut" in sentences[0] and "random cut adds more" not in sentences[0]
     empty = tmp_path / "empty"
     (empty / "reports" / "runs").mkdir(parents=True)
     assert capacity.section(empty) == []

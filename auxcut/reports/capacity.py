@@ -89,7 +89,10 @@ def verdict(agg: dict[tuple[int, str], dict[str, Any]]) -> tuple[bool, list[str]
             f"{_cell(controls[1]['cut_minus_this'], True)}: "
             + ("**the max-cut adds more than both controls, by at least the aim: the method working.**" if here else
                "the max-cut does not add " + ("a point" if gain["mean"] < AIM else "a point with an interval above zero"
-                                              if gain["ci"][0] <= 0 else "more than both controls") + " at this size."))
+                                              if gain["ci"][0] <= 0 else "more than both controls") + " at this size.")
+            + "".join(f" The {name} adds more than the max-cut (the paired interval lies below zero)."
+                      for name, c in zip(("random cut", "multiclass aux"), controls)
+                      if c["cut_minus_this"]["ci"] is not None and c["cut_minus_this"]["ci"][1] < 0))
     return met, lines
 
 
