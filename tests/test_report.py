@@ -338,3 +338,15 @@ def test_occlusion_report_pairs_spatial_heads_with_their_pooled_twins(pipeline, 
     assert vertical.split(" | ")[2] == f"+3.0 [{100 * expected['ci'][0]:+.1f}, {100 * expected['ci'][1]:+.1f}]"
     horizontal = next(line for line in table.splitlines() if line.startswith("| horizontal |"))
     assert set(horizontal.strip("| ").split(" | ")[1:]) == {"+0.0 [+0.0, +0.0]"}
+
+
+def test_the_study_files_figures_but_never_one_that_shows_the_data_images(pipeline, tmp_path):
+    """The first seed's plots are filed under reports/figures/ (committed), except those that show the images: the
+    UTKFace faces are for research use only."""
+    repo, _, _ = pipeline
+    assert (repo / "plots" / "occlusion" / "examples.png").is_file()  # the occlude stage drew the images
+    figures = tmp_path / "figures"
+    study._file_figures(repo / "plots", figures)
+    filed = {p.relative_to(figures).as_posix() for p in figures.rglob("*.png")}
+    assert "maxcut/cut.png" in filed and "confusion/base_val.png" in filed
+    assert not filed & study.IMAGE_PLOTS and not (figures / "occlusion").exists()
