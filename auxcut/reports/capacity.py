@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from auxcut.reports.pages import _cell, collect as method_record, load_runs, mean_interval, split_lever
+from auxcut.reports.pages import _cell, collect as method_record, load_runs, mean_interval, seed_means, split_lever
 
 # aux.width -> the aux.min_ratio it needs against the cpu preset's base (295,935 parameters): width 4 is the preset's
 # aux (base/16), 9 is base/3.2, 16 is base/1.0. Below 10 the seed method's rule is lowered, which the section says.
@@ -21,6 +21,8 @@ WIDTHS: dict[int, float] = {4: 10, 9: 3, 16: 1}
 TARGETS = {"cut": "cut", "random_cut": "random-cut", "classes": "classes-aux"}  # aux.target -> lever name prefix
 AIM = 0.01  # an aux gain of at least +1.0 point, with its interval above zero and above both controls'
 FIGURE = Path("reports/figures/capacity/gain-vs-parameters.png")
+NUMBERS = ["aux_parameters", "base_over_aux_parameters", "aux_gain", "aux_own_accuracy", "base_own_accuracy",
+           "own_error_correlation", "stacked_accuracy", "control_accuracy"]  # averaged over seeds per (width, target)
 
 
 def levers() -> dict[str, dict[str, Any]]:
@@ -58,11 +60,9 @@ def aggregate(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[str, 
         cut = runs.get((width, "cut"), {})
         paired = [cut[s]["aux_gain"] - r["aux_gain"] for s, r in by_seed.items() if s in cut]
         out[(width, target)] = {
-            "seeds": sorted(by_seed), "min_ratio": min(r["min_ratio"] for r in by_seed.values()),
+            **seed_means(list(by_seed.values()), NUMBERS),
+            "min_ratio": min(r["min_ratio"] for r in by_seed.values()),
             "same_as_max_cut": sum(bool(r["same_as_max_cut"]) for r in by_seed.values()),
-            **{k: mean_interval([r[k] for r in by_seed.values()])
-               for k in ("aux_parameters", "base_over_aux_parameters", "aux_gain", "aux_own_accuracy",
-                         "base_own_accuracy", "own_error_correlation", "stacked_accuracy", "control_accuracy")},
             "cut_minus_this": mean_interval(paired) if target != "cut" else None}
     return out
 
