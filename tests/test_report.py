@@ -150,6 +150,32 @@ def test_a_run_of_some_stages_files_their_metrics_only(pipeline):
     assert "discover" in study.upstream(repo, ["fairness", "train_fine"], env)
 
 
+def test_scratch_copy_keeps_its_own_results(tmp_path):
+    """The study's scratch copy takes the repository's code and params, never its results: a stage's tracked plot
+    (cache: false) or metrics from the repository's digits run must not overwrite the scratch pipeline's own, or DVC
+    sees changed outputs and restores them on every lever; a file the repository drops goes from the copy."""
+    import subprocess
+
+    root, scratch = tmp_path / "repo", tmp_path / "scratch"
+    for name, text in {"code.py": "x = 1\n", "gone.py": "", "plots/train_base/history.csv": "digits\n",
+                       "plots/train_base/.gitignore": "/*.png\n", "metrics/train_base.json": "{}", "dvc.lock": ""}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    study._scratch_copy(root, scratch)
+    assert (scratch / "code.py").read_text() == "x = 1\n" and (scratch / "plots/train_base/.gitignore").is_file()
+    for result in ("plots/train_base/history.csv", "metrics/train_base.json", "dvc.lock"):
+        assert not (scratch / result).exists()
+    (scratch / "plots/train_base/history.csv").write_text("utkface\n")  # the scratch pipeline's own run
+    (root / "gone.py").unlink()
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    (root / "code.py").write_text("x = 2\n")
+    study._scratch_copy(root, scratch)
+    assert (scratch / "plots/train_base/history.csv").read_text() == "utkface\n"
+    assert (scratch / "code.py").read_text() == "x = 2\n" and not (scratch / "gone.py").exists()
+
+
 def test_occlusion_report_from_real_runs(pipeline, tmp_path):
     """reports/variants-occlusion.md from the digits pipeline's metrics: two seeds of the preset (a lever's run and
     another head's is left out, a lever's is a row of its own), the second with a shifted missing-feature head so the

@@ -149,6 +149,12 @@ def set_params(params_file: Path, overrides: dict[str, Any]) -> None:
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _is_result(name: str) -> bool:
+    """A tracked file the pipeline writes (dvc.lock, metrics, the plots DVC keeps in git): the scratch copy's own
+    stages make their own, so the repository's (the digits run's) never overwrite them there."""
+    return name == "dvc.lock" or (name.startswith(("metrics/", "plots/")) and not name.endswith(".gitignore"))
+
+
 def _scratch_copy(root: Path, scratch: Path) -> None:
     """The repository's tracked and new files (no results) in a git repository: DVC's working copy for one
     (configuration, hardware, seed). Its results (data/, models/, dvc.lock, DVC's cache) are kept from one call to
@@ -161,12 +167,11 @@ def _scratch_copy(root: Path, scratch: Path) -> None:
         subprocess.run(["git", "init", "-q"], cwd=scratch, check=True, capture_output=True)
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
                             capture_output=True, text=True, check=True).stdout
-    names = {name for name in listed.split("\0") if name and name != "dvc.lock" and not name.startswith("metrics/")
-             and (root / name).is_file()}
+    names = {name for name in listed.split("\0") if name and not _is_result(name) and (root / name).is_file()}
     if not fresh:  # files the repository no longer has go from the copy too
         copied = subprocess.run(["git", "ls-files", "-z"], cwd=scratch, capture_output=True, text=True, check=True).stdout
-        for name in set(filter(None, copied.split("\0"))) - names - {"dvc.lock"}:
-            if not name.startswith("metrics/") and not name.endswith(".gitignore"):
+        for name in set(filter(None, copied.split("\0"))) - names:
+            if not _is_result(name) and not name.endswith(".gitignore"):
                 (scratch / name).unlink(missing_ok=True)
     for name in sorted(names):
         (scratch / name).parent.mkdir(parents=True, exist_ok=True)
