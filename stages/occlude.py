@@ -29,7 +29,7 @@ def main(stage: Stage) -> None:
     examples = np.asarray(ds.images[test[:4]])
     stage.save_plot(paths.PLOTS / "occlusion" / "examples.png", occlusion.plot_examples(
         examples, {name: mask[:4] if mask.ndim == 3 else mask for name, mask in sets.items()},
-        "occluded test images"))
+        "occluded test images"), shows_data=True)
     stage.write_metrics({"test_rows": len(test), "image_size": [height, width],
                          "removed_share": {name: occlusion.removed_share(mask) for name, mask in sets.items()}})
 

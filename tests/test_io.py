@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auxcut.core.io import atomic_dir, save_npy, write_csv, write_json
+from auxcut import AuxcutError
+from auxcut.core.io import atomic_dir, save_figure, save_npy, shows_data, write_csv, write_json
 
 
 def mode(path) -> int:
@@ -49,3 +50,26 @@ def test_a_failed_write_leaves_the_old_output(tmp_path):
         (tmp / "half.txt").write_text("x")
         raise RuntimeError("killed half-way")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_plot_of_the_data_images_carries_its_mark_and_the_study_never_files_it(tmp_path):
+    """save_figure(shows_data=True) marks the PNG itself, so the study's filing (reports/ is committed) leaves out any
+    plot that draws the images, whatever its name; an unmarked plot is filed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from auxcut.reports import study
+
+    plots = tmp_path / "plots"
+    for name, marked in (("occlusion/grid.png", True), ("maxcut/cut.png", False)):
+        figure, ax = plt.subplots()
+        ax.imshow(np.random.default_rng(0).random((8, 8)))
+        save_figure(plots / name, figure, shows_data=marked)
+        assert shows_data(plots / name) is marked
+    study._file_figures(plots, tmp_path / "figures")
+    assert [p.relative_to(tmp_path / "figures").as_posix() for p in (tmp_path / "figures").rglob("*.png")] == [
+        "maxcut/cut.png"]
+    with pytest.raises(AuxcutError, match=r"grid\.pdf.*\.png"):
+        save_figure(tmp_path / "grid.pdf", plt.figure(), shows_data=True)

@@ -121,10 +121,27 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def save_figure(path: str | Path, figure: Any) -> None:
-    """Save a matplotlib figure atomically and close it."""
+# A PNG text key on plots that show the data's own images (the UTKFace faces are for research use only): whatever
+# files figures where others see them (the study, under the committed reports/) leaves these out.
+SHOWS_DATA_KEY = "auxcut-shows-data"
+
+
+def save_figure(path: str | Path, figure: Any, shows_data: bool = False) -> None:
+    """Save a matplotlib figure atomically and close it; `shows_data` marks a PNG that draws the data's images."""
     import matplotlib.pyplot as plt
 
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    if shows_data and fmt != "png":
+        raise AuxcutError(f"{path}: a plot of the data's images is saved as .png, which carries the mark")
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+        figure.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight",
+                       **({"metadata": {SHOWS_DATA_KEY: "yes"}} if shows_data else {}))
     plt.close(figure)
+
+
+def shows_data(path: str | Path) -> bool:
+    """Whether a PNG was saved as a plot of the data's images (save_figure's mark)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return getattr(image, "text", {}).get(SHOWS_DATA_KEY) == "yes"

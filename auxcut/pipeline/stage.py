@@ -44,8 +44,9 @@ class Stage:
         for row in rows:
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
 
-    def save_plot(self, path: Path, figure: Any) -> None:
-        save_figure(path, figure)
+    def save_plot(self, path: Path, figure: Any, shows_data: bool = False) -> None:
+        """A plot under plots/, also an MLflow artifact; `shows_data` when it draws the data's images."""
+        save_figure(path, figure, shows_data)
         self.tracker.log_artifact(path, "plots")
 
     def write_metrics(self, metrics: dict[str, Any]) -> Path:

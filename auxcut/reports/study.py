@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from auxcut import AuxcutError
+from auxcut.core.io import shows_data
 from auxcut.core.tracking import project_root
 from auxcut.reports import capacity
 
@@ -241,17 +242,13 @@ def run_one(root: Path, config: str, hardware: str, seed: int, heads: tuple[str,
     return filed
 
 
-# Plots that show the data's own images stay in the scratch copy: the faces are for research use only, and nothing
-# made of them is filed under reports/ (which is committed).
-IMAGE_PLOTS = {"occlusion/examples.png"}
-
-
 def _file_figures(plots: Path, figures: Path) -> None:
     """The first seed's figures (confusion matrices, the cut, per-group bars) for the report; never a plot that shows
-    the data's images."""
+    the data's images (marked so by the stage that drew it): the faces are for research use only, and reports/ is
+    committed."""
     shutil.rmtree(figures, ignore_errors=True)
     for png in plots.rglob("*.png"):
-        if png.relative_to(plots).as_posix() in IMAGE_PLOTS:
+        if shows_data(png):
             continue
         (figures / png.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy2(png, figures / png.parent.name / png.name)
