@@ -10,6 +10,7 @@ probabilities and the cuts' in one forward pass.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,9 @@ class AuxcutPyfunc(mlflow.pyfunc.PythonModel):
         a = context.artifacts
         self.predictor = Predictor.from_files(a["base"], a["aux"], a["head"], context.model_config["classes"])
 
-    # No type hints here: MLflow would read them as the model's input schema, which the signature already gives.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    # model_input is hinted as an ndarray, a type MLflow reads no schema from (the signature gives it, SERVING_INPUT):
+    # any other hint would become the input schema, and none at all has MLflow warn on every import of this module.
+    def predict(self, context, model_input: np.ndarray, params=None):  # noqa: ANN001, ANN201
         try:
             return self.predictor.predict(model_input)
         except AuxcutError as exc:  # the scoring server answers this error code with HTTP 400
@@ -142,7 +144,9 @@ def log_pyfunc(base_path: Path, aux_path: Path, head_path: Path, classes: list[s
     """Log the predictor as a pyfunc model in the active MLflow run and register it as a new version."""
     predictor = Predictor.from_files(base_path, aux_path, head_path, classes)
     example = predictor.check(example)
-    signature = infer_signature(example, predictor.predict(example))
+    with warnings.catch_warnings():  # that an integer column cannot hold a missing value: `label` never misses one
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        signature = infer_signature(example, predictor.predict(example))
     signature.inputs = SERVING_INPUT
     package = Path(__file__).resolve().parent
     requirements = package.parent / "requirements.txt"
